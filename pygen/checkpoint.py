@@ -1,0 +1,133 @@
+"""Reading and writing weight files: safetensors (single or sharded) and pytorch_model.bin.
+
+Every failure is turned into a :class:`CheckpointError` naming the file, so a truncated
+download never surfaces as a cryptic parser message or a crash.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError
+
+SAFE_WEIGHTS = "model.safetensors"
+SAFE_INDEX = "model.safetensors.index.json"
+TORCH_WEIGHTS = "pytorch_model.bin"
+TORCH_INDEX = "pytorch_model.bin.index.json"
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    _check_safetensors_header(path)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from None
+
+
+def _check_safetensors_header(path: Path) -> None:
+    """Validate the header and the declared data size before handing the file to safetensors."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{path} is truncated ({size} bytes): not a safetensors file")
+        n = int.from_bytes(head, "little")
+        if n <= 0 or 8 + n > size:
+            raise CheckpointError(f"{path} is truncated or corrupt: header of {n} bytes in a {size}-byte file")
+        try:
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise CheckpointError(f"{path} is corrupt: its header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} is corrupt: header is not a JSON object")
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            raise CheckpointError(f"{path} is corrupt: bad entry for tensor {name!r}")
+        end = max(end, offsets[1])
+    if 8 + n + end > size:
+        raise CheckpointError(
+            f"{path} is truncated: tensors need {8 + n + end} bytes, the file has {size}"
+        )
+
+
+def _load_torch_bin(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for bad pickles / zip archives
+        raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def _load_sharded(index_path: Path, loader) -> dict[str, torch.Tensor]:
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        weight_map = index["weight_map"]
+        shards = sorted(set(weight_map.values()))
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{index_path} is not a valid shard index: {exc}") from None
+    state: dict[str, torch.Tensor] = {}
+    for shard in shards:
+        shard_path = index_path.parent / shard
+        if not shard_path.is_file():
+            raise CheckpointError(f"shard {shard} listed in {index_path.name} is missing")
+        state.update(loader(shard_path))
+    missing = set(weight_map) - set(state)
+    if missing:
+        raise CheckpointError(f"{index_path.name} lists tensors no shard holds: {sorted(missing)[:5]}")
+    return state
+
+
+def weight_files(directory: Path) -> list[Path]:
+    """The weight file(s) pygen would read from ``directory``, in order of preference."""
+    for name in (SAFE_WEIGHTS, SAFE_INDEX, TORCH_WEIGHTS, TORCH_INDEX):
+        if (directory / name).is_file():
+            return [directory / name]
+    return []
+
+
+def load_state_dict(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load all tensors of the checkpoint in ``directory`` onto the CPU."""
+    directory = Path(directory)
+    if (directory / SAFE_WEIGHTS).is_file():
+        return _load_safetensors(directory / SAFE_WEIGHTS)
+    if (directory / SAFE_INDEX).is_file():
+        return _load_sharded(directory / SAFE_INDEX, _load_safetensors)
+    if (directory / TORCH_WEIGHTS).is_file():
+        return _load_torch_bin(directory / TORCH_WEIGHTS)
+    if (directory / TORCH_INDEX).is_file():
+        return _load_sharded(directory / TORCH_INDEX, _load_torch_bin)
+    raise CheckpointError(
+        f"no weights in {directory}: expected one of {SAFE_WEIGHTS}, {SAFE_INDEX}, {TORCH_WEIGHTS}, {TORCH_INDEX}"
+    )
+
+
+def save_state_dict(state: dict[str, torch.Tensor], directory: str | os.PathLike) -> Path:
+    """Write ``state`` as ``model.safetensors``; tensors sharing storage are written as copies."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    seen: set[int] = set()
+    out = {}
+    for name, tensor in state.items():
+        tensor = tensor.detach()
+        ptr = tensor.untyped_storage().data_ptr()
+        if ptr in seen or not tensor.is_contiguous():
+            tensor = tensor.clone()
+        seen.add(tensor.untyped_storage().data_ptr())
+        out[name] = tensor.cpu().contiguous()
+    path = directory / SAFE_WEIGHTS
+    save_file(out, str(path), metadata={"format": "pt"})
+    return path

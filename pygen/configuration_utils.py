@@ -1,0 +1,229 @@
+"""Model configuration base class, reading and writing transformers' ``config.json``.
+
+Each model config lists its fields once, with defaults, in ``defaults``. Values are
+type-checked against those defaults so a config file with ``"d_model": "768"``
+fails loudly instead of producing garbage later.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .errors import ConfigError
+from .hub import resolve
+
+CONFIG_NAME = "config.json"
+
+# Fields every transformers config carries (PretrainedConfig's own).
+COMMON_DEFAULTS: dict[str, Any] = {
+    "architectures": None,
+    "dtype": None,
+    "is_encoder_decoder": False,
+    "is_decoder": False,
+    "add_cross_attention": False,
+    "tie_word_embeddings": True,
+    "tie_encoder_decoder": False,
+    "output_hidden_states": False,
+    "output_attentions": False,
+    "return_dict": True,
+    "use_cache": True,
+    "bos_token_id": None,
+    "pad_token_id": None,
+    "eos_token_id": None,
+    "sep_token_id": None,
+    "decoder_start_token_id": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "id2label": None,
+    "label2id": None,
+    "problem_type": None,
+    "chunk_size_feed_forward": 0,
+    "task_specific_params": None,
+    "prefix": None,
+    "finetuning_task": None,
+    "tokenizer_class": None,
+}
+
+# Keys transformers writes that carry no model meaning.
+_IGNORED_KEYS = {"transformers_version", "_name_or_path", "_commit_hash", "_attn_implementation_autoset",
+                 "_attn_implementation", "torch_dtype", "model_type", "use_return_dict"}
+
+
+def _check_type(cls_name: str, key: str, value: Any, default: Any) -> Any:
+    """Validate ``value`` against the type of ``default``; return the (possibly coerced) value."""
+    if value is None or default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{cls_name}.{key} must be a bool, got {type(value).__name__} {value!r}")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{cls_name}.{key} must be an int, got {type(value).__name__} {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{cls_name}.{key} must be a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{cls_name}.{key} must be a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+class PretrainedConfig:
+    """Base of all pygen configs: attribute access, JSON I/O, type checks."""
+
+    model_type: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    # old name -> current name (transformers' attribute_map)
+    attribute_map: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, **kwargs: Any):
+        kwargs.pop("model_type", None)
+        if "torch_dtype" in kwargs and kwargs.get("dtype") is None:
+            kwargs["dtype"] = kwargs.pop("torch_dtype")
+        for key in list(kwargs):
+            if key in self.attribute_map:
+                kwargs[self.attribute_map[key]] = kwargs.pop(key)
+        fields = {**COMMON_DEFAULTS, **self.defaults}
+        name = type(self).__name__
+        for key, default in fields.items():
+            value = kwargs.pop(key, copy.deepcopy(default))
+            object.__setattr__(self, key, _check_type(name, key, value, default))
+        # Unknown keys are kept, as transformers does: real checkpoints carry many.
+        for key, value in kwargs.items():
+            if key not in _IGNORED_KEYS:
+                object.__setattr__(self, key, value)
+        if self.id2label is not None:
+            self.id2label = {int(k): v for k, v in self.id2label.items()}
+        self._validate()
+
+    def _validate(self) -> None:
+        """Subclasses check cross-field constraints here."""
+
+    def __getattr__(self, key: str) -> Any:
+        amap = type(self).attribute_map
+        if key in amap:
+            return getattr(self, amap[key])
+        raise AttributeError(f"{type(self).__name__} has no attribute {key!r}")
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        key = type(self).attribute_map.get(key, key)
+        default = {**COMMON_DEFAULTS, **self.defaults}.get(key)
+        object.__setattr__(self, key, _check_type(type(self).__name__, key, value, default))
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label) if self.id2label else 2
+
+    @property
+    def use_return_dict(self) -> bool:
+        return self.return_dict
+
+    def known_keys(self) -> set[str]:
+        return set(COMMON_DEFAULTS) | set(self.defaults) | set(self.attribute_map)
+
+    def update(self, overrides: dict[str, Any], strict: bool = True) -> None:
+        """Set fields from ``overrides``; unknown keys raise :class:`ConfigError` when ``strict``."""
+        known = self.known_keys()
+        for key, value in overrides.items():
+            if strict and key not in known and not hasattr(self, key):
+                raise ConfigError(f"{type(self).__name__} has no field {key!r}")
+            setattr(self, key, value)
+
+    # ---- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for key, value in self.__dict__.items():
+            if key.startswith("_"):
+                continue
+            if isinstance(value, PretrainedConfig):
+                value = value.to_dict()
+            out[key] = copy.deepcopy(value)
+        out["model_type"] = self.model_type
+        if out.get("dtype") is not None:
+            out["dtype"] = str(out["dtype"]).replace("torch.", "")
+        return out
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> None:
+        path = Path(save_directory)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / CONFIG_NAME).write_text(self.to_json_string())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> "PretrainedConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"config must be a JSON object, got {type(data).__name__}")
+        config = cls(**data)
+        config.update(overrides)
+        return config
+
+    @classmethod
+    def from_json_file(cls, path: str | os.PathLike) -> dict[str, Any]:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"missing config file {path}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a JSON object, got {type(data).__name__}")
+        return data
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **overrides: Any) -> "PretrainedConfig":
+        data = cls.from_json_file(resolve(name_or_path) / CONFIG_NAME)
+        model_type = data.get("model_type")
+        if cls.model_type and model_type and model_type != cls.model_type and not cls.accepts_model_type(model_type):
+            raise ConfigError(
+                f"{name_or_path} holds a {model_type!r} checkpoint, which {cls.__name__} cannot read"
+            )
+        return cls.from_dict(data, **overrides)
+
+    @classmethod
+    def accepts_model_type(cls, model_type: str) -> bool:
+        """Whether a checkpoint of another ``model_type`` can be read into this config."""
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PretrainedConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__} {self.to_json_string()}"
+
+
+_CONFIG_REGISTRY: dict[str, type[PretrainedConfig]] = {}
+
+
+def register_config(cls: type[PretrainedConfig]) -> type[PretrainedConfig]:
+    """Class decorator: make ``cls`` findable by its ``model_type``."""
+    _CONFIG_REGISTRY[cls.model_type] = cls
+    return cls
+
+
+def config_class_for(model_type: str) -> type[PretrainedConfig]:
+    if model_type not in _CONFIG_REGISTRY:
+        raise ConfigError(
+            f"unknown model_type {model_type!r}; pygen supports: {', '.join(sorted(_CONFIG_REGISTRY))}"
+        )
+    return _CONFIG_REGISTRY[model_type]
+
+
+class AutoConfig:
+    """Reads ``config.json`` and returns the config class its ``model_type`` names."""
+
+    @staticmethod
+    def from_pretrained(name_or_path: str | os.PathLike, **overrides: Any) -> PretrainedConfig:
+        data = PretrainedConfig.from_json_file(resolve(name_or_path) / CONFIG_NAME)
+        model_type = data.get("model_type")
+        if not model_type:
+            raise ConfigError(f"{name_or_path}/config.json has no 'model_type'")
+        return config_class_for(model_type).from_dict(data, **overrides)

@@ -1,0 +1,67 @@
+"""Offline resolution of ``name_or_path`` to a local checkpoint directory.
+
+A local directory wins; otherwise a hub id ``org/name`` is looked up in the
+local Hugging Face cache layout ``models--org--name/snapshots/<rev>`` (rev from
+``refs/<revision>``). Nothing here touches the network.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import ModelNotFoundError
+
+
+def cache_dirs() -> list[Path]:
+    """Hub cache folders in the order huggingface_hub consults them."""
+    dirs = []
+    if os.environ.get("HF_HUB_CACHE"):
+        dirs.append(Path(os.environ["HF_HUB_CACHE"]))
+    if os.environ.get("HUGGINGFACE_HUB_CACHE"):
+        dirs.append(Path(os.environ["HUGGINGFACE_HUB_CACHE"]))
+    if os.environ.get("HF_HOME"):
+        dirs.append(Path(os.environ["HF_HOME"]) / "hub")
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    dirs.append((Path(xdg) if xdg else Path.home() / ".cache") / "huggingface" / "hub")
+    seen, out = set(), []
+    for d in dirs:
+        if d not in seen:
+            seen.add(d)
+            out.append(d)
+    return out
+
+
+def resolve(name_or_path: str | os.PathLike, revision: str = "main") -> Path:
+    """Return the local directory holding the checkpoint ``name_or_path``.
+
+    Raises :class:`ModelNotFoundError` listing every place that was searched.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    looked = [str(path)]
+    name = str(name_or_path)
+    if path.exists():
+        raise ModelNotFoundError(f"{name!r} is a file, expected a checkpoint directory")
+    if name.count("/") <= 1 and not name.startswith((".", "/", "~")):
+        repo = "models--" + name.replace("/", "--")
+        for cache in cache_dirs():
+            root = cache / repo
+            looked.append(str(root))
+            snapshots = root / "snapshots"
+            if not snapshots.is_dir():
+                continue
+            ref = root / "refs" / revision
+            if ref.is_file():
+                snap = snapshots / ref.read_text().strip()
+                if snap.is_dir():
+                    return snap
+            elif (snapshots / revision).is_dir():  # revision given as a commit hash
+                return snapshots / revision
+            candidates = sorted(p for p in snapshots.iterdir() if p.is_dir())
+            if len(candidates) == 1:
+                return candidates[0]
+    raise ModelNotFoundError(
+        f"Could not find a checkpoint for {name!r} (pygen never downloads). Looked in:\n  "
+        + "\n  ".join(looked)
+    )

@@ -1,0 +1,222 @@
+"""``PreTrainedModel``: the base of every pygen model class.
+
+Loading follows transformers: weights are matched by name (with or without the
+``base_model_prefix``), missing and unexpected keys are reported as warnings, a shape
+mismatch is an error, and tied weights are re-tied after loading.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .checkpoint import load_state_dict, save_state_dict
+from .configuration_utils import CONFIG_NAME, PretrainedConfig
+from .errors import CheckpointError, ConfigError
+from .generation.config import GENERATION_CONFIG_NAME, GenerationConfig
+from .hub import resolve
+
+logger = logging.getLogger("pygen")
+
+_DTYPES = {"float32": torch.float32, "float": torch.float32, "float16": torch.float16, "half": torch.float16,
+           "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+def parse_dtype(dtype: Any, config: PretrainedConfig | None = None) -> torch.dtype | None:
+    """``None``/``"auto"``/str/torch.dtype -> torch.dtype (``"auto"`` reads the config's dtype)."""
+    if dtype is None:
+        return None
+    if dtype == "auto":
+        dtype = getattr(config, "dtype", None) or "float32"
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = str(dtype).replace("torch.", "")
+    if name not in _DTYPES:
+        raise ConfigError(f"unsupported dtype {dtype!r}; use one of {sorted(_DTYPES)}")
+    return _DTYPES[name]
+
+
+class PreTrainedModel(nn.Module):
+    config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
+    # Name of the base model attribute (``model`` in BartForConditionalGeneration), used to
+    # load a base checkpoint into a head model and the reverse.
+    base_model_prefix: ClassVar[str] = ""
+    # Parameter name -> the parameter it is tied to (when config.tie_word_embeddings).
+    tied_weights: ClassVar[dict[str, str]] = {}
+    # Checkpoint keys that are expected to be absent from the model and need no warning.
+    ignore_unexpected: ClassVar[tuple[str, ...]] = ()
+    ignore_missing: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: PretrainedConfig):
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise ConfigError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}"
+            )
+        self.config = config
+        self.generation_config = GenerationConfig.from_model_config(config)
+
+    # ---- weights ------------------------------------------------------------------------
+    def init_weights(self) -> None:
+        """Initialise every submodule (as transformers' ``_init_weights``) and tie weights."""
+        self.apply(self._init_weights)
+        self.tie_weights()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = getattr(self.config, "initializer_range", None) or getattr(self.config, "init_std", 0.02)
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            if module.weight is not None:
+                nn.init.ones_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def tie_weights(self) -> None:
+        if not getattr(self.config, "tie_word_embeddings", True):
+            return
+        for target, source in self.tied_weights.items():
+            src = self.get_parameter(source)
+            owner_name, _, attr = target.rpartition(".")
+            owner = self.get_submodule(owner_name) if owner_name else self
+            setattr(owner, attr, src)
+
+    def get_input_embeddings(self) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} has no input embeddings")
+
+    def get_output_embeddings(self) -> nn.Module | None:
+        return None
+
+    # ---- properties ---------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(p for p in self.parameters() if p.is_floating_point()).dtype
+
+    def num_parameters(self, only_trainable: bool = False) -> int:
+        params = {id(p): p for p in self.parameters() if p.requires_grad or not only_trainable}
+        return sum(p.numel() for p in params.values())
+
+    # ---- loading ------------------------------------------------------------------------
+    @classmethod
+    def remap_state_dict(cls, state: dict[str, torch.Tensor], config: PretrainedConfig) -> dict[str, torch.Tensor]:
+        """Rename checkpoint keys written by other layouts; subclasses override."""
+        return state
+
+    def _match_prefix(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Add or strip ``base_model_prefix`` so checkpoint keys line up with ours."""
+        prefix = self.base_model_prefix
+        if not prefix:
+            return state
+        own = set(self.state_dict())
+        has_prefix_model = any(k.startswith(prefix + ".") for k in own)
+        has_prefix_ckpt = any(k.startswith(prefix + ".") for k in state)
+        if has_prefix_model and not has_prefix_ckpt:
+            return {f"{prefix}.{k}" if f"{prefix}.{k}" in own else k: v for k, v in state.items()}
+        if has_prefix_ckpt and not has_prefix_model:
+            return {k[len(prefix) + 1:] if k.startswith(prefix + ".") else k: v for k, v in state.items()}
+        return state
+
+    def load_checkpoint_state(self, state: dict[str, torch.Tensor], *, ignore_mismatched_sizes: bool = False,
+                              source: str = "the checkpoint") -> tuple[list[str], list[str]]:
+        """Copy ``state`` into this model; return (missing, unexpected) keys."""
+        state = self._match_prefix(self.remap_state_dict(dict(state), self.config))
+        own = self.state_dict()
+        tied = set(self.tied_weights) if getattr(self.config, "tie_word_embeddings", True) else set()
+        mismatched = []
+        for key, value in state.items():
+            if key in own and own[key].shape != value.shape:
+                mismatched.append(f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(own[key].shape)}")
+        if mismatched and not ignore_mismatched_sizes:
+            raise CheckpointError(
+                f"size mismatch loading {source} into {type(self).__name__}:\n  " + "\n  ".join(mismatched)
+                + "\n(pass ignore_mismatched_sizes=True to re-initialise these weights)"
+            )
+        usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        missing = [k for k in own if k not in usable and k not in tied]
+        unexpected = [k for k in state if k not in own]
+        with torch.no_grad():
+            for key, value in usable.items():
+                own[key].copy_(value)
+        self.tie_weights()
+        report_missing = [k for k in missing if not any(k.startswith(p) or k.endswith(p) for p in self.ignore_missing)]
+        report_unexpected = [k for k in unexpected if not any(p in k for p in self.ignore_unexpected)]
+        if report_unexpected:
+            logger.warning("Some weights of %s were not used when initializing %s: %s",
+                           source, type(self).__name__, report_unexpected)
+        if report_missing:
+            logger.warning("Some weights of %s were not initialized from %s and are newly initialized: %s",
+                           type(self).__name__, source, report_missing)
+        return missing, unexpected
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *args: Any, config: PretrainedConfig | None = None,
+                        dtype: Any = None, torch_dtype: Any = None, device: Any = None,
+                        ignore_mismatched_sizes: bool = False, output_loading_info: bool = False,
+                        seed: int | None = None, **overrides: Any):
+        """Load a checkpoint directory, or a hub id found in the local HF cache (never downloads).
+
+        ``overrides`` set config fields (``BertGenerationEncoder.from_pretrained(path, bos_token_id=101)``);
+        unknown names raise :class:`ConfigError`. ``seed`` seeds the init of weights the checkpoint lacks.
+        """
+        if args:
+            raise TypeError(f"{cls.__name__}.from_pretrained takes one positional argument (the path)")
+        directory = resolve(name_or_path)
+        overrides.pop("attn_implementation", None)  # pygen always runs its own kernels
+        if config is None:
+            config = cls.config_class.from_pretrained(directory, **overrides)
+        elif overrides:
+            config.update(overrides)
+        model = cls._from_config_for_loading(config)
+        state = load_state_dict(directory)
+        if seed is not None:
+            torch.manual_seed(seed)
+        model.init_weights()
+        missing, unexpected = model.load_checkpoint_state(
+            state, ignore_mismatched_sizes=ignore_mismatched_sizes, source=str(directory))
+        if (directory / GENERATION_CONFIG_NAME).is_file():
+            model.generation_config = GenerationConfig.from_pretrained(directory)
+        target_dtype = parse_dtype(dtype if dtype is not None else torch_dtype, config)
+        if target_dtype is not None:
+            model.to(target_dtype)
+        if device is not None:
+            model.to(device)
+        model.eval()
+        if output_loading_info:
+            return model, {"missing_keys": missing, "unexpected_keys": unexpected}
+        return model
+
+    @classmethod
+    def _from_config_for_loading(cls, config: PretrainedConfig):
+        return cls(config)
+
+    @classmethod
+    def from_config(cls, config: PretrainedConfig):
+        return cls(config)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **_: Any) -> None:
+        """Write ``config.json``, ``generation_config.json`` and ``model.safetensors``."""
+        path = Path(save_directory)
+        path.mkdir(parents=True, exist_ok=True)
+        self.config.architectures = [type(self).__name__]
+        self.config.save_pretrained(path)
+        self.generation_config.save_pretrained(path)
+        state = self.state_dict()
+        if getattr(self.config, "tie_word_embeddings", True):
+            for target in self.tied_weights:
+                state.pop(target, None)
+        save_state_dict(state, path)
