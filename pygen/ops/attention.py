@@ -1,49 +1,15 @@
-"""Python entry points of pygen's compiled operators, with pure-torch fallbacks.
-
-When the extension ``pygen._C`` is importable its kernels are always used; otherwise the
-reference implementations below run (and a one-time warning says how to build).
-"""
+"""Fused attention: the Python entry point and its pure-torch reference."""
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Optional
 
 import torch
 from torch import Tensor
 
-from .errors import InputError
+from ..errors import InputError
+from ._loader import has_kernels, warn_fallback
 
-try:
-    from . import _C as extension  # registers torch.ops.pygen.*
-    extension_error: Optional[str] = None
-except ImportError as exc:  # not built: pure-torch fallbacks
-    extension = None
-    extension_error = str(exc)
-
-_warned = False
-
-
-def _warn_fallback() -> None:
-    global _warned
-    if not _warned:
-        _warned = True
-        warnings.warn(
-            "pygen's compiled kernels are not available (" + str(extension_error) + "); using slow "
-            "pure-torch fallbacks. Build them with: pip install --no-build-isolation -e .",
-            RuntimeWarning, stacklevel=3)
-
-
-def has_kernels(device: torch.device | str = "cpu") -> bool:
-    """Whether compiled kernels serve tensors on ``device``."""
-    if extension is None:
-        return False
-    return torch.device(device).type == "cpu" or (torch.device(device).type == "cuda" and extension.with_cuda)
-
-
-# ---------------------------------------------------------------------------------------------
-# attention
-# ---------------------------------------------------------------------------------------------
 def attention_reference(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Tensor] = None,
                         attn_bias: Optional[Tensor] = None, causal: bool = False, scale: Optional[float] = None,
                         kv_group: int = 1, dropout_p: float = 0.0,
@@ -105,7 +71,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Optional[Ten
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v) if t is not None)
     if dropout_p > 0.0 or needs_grad or not has_kernels(q.device):
         if not has_kernels(q.device):
-            _warn_fallback()
+            warn_fallback()
         _check_attention_python(q, k, v, key_padding_mask, attn_bias, kv_group)
         return attention_reference(q, k, v, key_padding_mask, attn_bias, causal, scale, kv_group, dropout_p, generator)
     try:

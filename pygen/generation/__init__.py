@@ -1,0 +1,4 @@
+"""Generation: configuration, logits processors and the greedy / beam / sampling loops."""
+from .config import GenerationConfig
+
+__all__ = ["GenerationConfig"]
