@@ -1,0 +1,206 @@
+"""Checkpoint I/O, hub resolution, config validation and build info: the base every model uses."""
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+import pygen
+from pygen.checkpoint import load_state_dict, save_state_dict
+from pygen.configuration_utils import PretrainedConfig, AutoConfig
+from pygen.errors import CheckpointError, ConfigError, ModelNotFoundError
+from pygen.hub import resolve
+from pygen.modeling_utils import PreTrainedModel
+
+
+class ToyConfig(PretrainedConfig):
+    model_type = "pygen-toy"
+    defaults = {"hidden_size": 8, "vocab_size": 11, "dropout": 0.1, "scale": True}
+
+
+class ToyModel(PreTrainedModel):
+    config_class = ToyConfig
+    base_model_prefix = "body"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.body = nn.ModuleDict({"embed": nn.Embedding(config.vocab_size, config.hidden_size),
+                                   "proj": nn.Linear(config.hidden_size, config.hidden_size)})
+        self.head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.init_weights()
+
+
+def _random_state(config):
+    torch.manual_seed(int.from_bytes(os.urandom(4), "little"))
+    return {k: torch.randn_like(v) for k, v in ToyModel(config).state_dict().items()}
+
+
+# ---- hub -------------------------------------------------------------------------------------
+def test_resolve_local_dir(tmp_path):
+    assert resolve(tmp_path) == tmp_path
+
+
+def test_resolve_hf_cache_layout(tmp_path, monkeypatch):
+    repo = tmp_path / "hub" / "models--acme--tiny-bart"
+    snap = repo / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert resolve("acme/tiny-bart") == snap
+    monkeypatch.delenv("HF_HUB_CACHE")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    assert resolve("acme/tiny-bart") == snap
+
+
+def test_resolve_not_found_lists_places(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "nowhere"))
+    with pytest.raises(ModelNotFoundError) as info:
+        resolve("acme/missing-model")
+    assert "models--acme--missing-model" in str(info.value)
+    assert str(tmp_path / "nowhere") in str(info.value)
+    assert isinstance(info.value, FileNotFoundError)
+
+
+# ---- configs ---------------------------------------------------------------------------------
+def test_config_round_trip_and_types(tmp_path):
+    config = ToyConfig(hidden_size=16, dropout=0.25, custom_field=[1, 2])
+    config.save_pretrained(tmp_path)
+    again = ToyConfig.from_pretrained(tmp_path)
+    assert again == config and again.custom_field == [1, 2] and again.hidden_size == 16
+    with pytest.raises(ConfigError, match="hidden_size"):
+        ToyConfig(hidden_size="16")
+    with pytest.raises(ConfigError, match="scale"):
+        ToyConfig(scale=1)
+    with pytest.raises(ConfigError, match="no field 'hidden_sise'"):
+        ToyConfig.from_pretrained(tmp_path, hidden_sise=3)
+
+
+@pytest.mark.parametrize("content, match", [("{not json", "not valid JSON"), ("[1, 2]", "JSON object")])
+def test_config_bad_files(tmp_path, content, match):
+    (tmp_path / "config.json").write_text(content)
+    with pytest.raises(ConfigError, match=match):
+        ToyConfig.from_pretrained(tmp_path)
+
+
+def test_unknown_model_type(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "no-such-model"}))
+    with pytest.raises(ConfigError, match="unknown model_type 'no-such-model'"):
+        AutoConfig.from_pretrained(tmp_path)
+
+
+def test_missing_config(tmp_path):
+    with pytest.raises(ConfigError, match="missing config file"):
+        ToyModel.from_pretrained(tmp_path)
+
+
+# ---- weights ---------------------------------------------------------------------------------
+def test_save_and_load_round_trip(tmp_path):
+    model = ToyModel(ToyConfig())
+    model.load_state_dict(_random_state(model.config))
+    model.save_pretrained(tmp_path)
+    loaded = ToyModel.from_pretrained(tmp_path)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, rtol=0, atol=0)
+    half = ToyModel.from_pretrained(tmp_path, dtype="float16")
+    assert half.dtype == torch.float16
+
+
+def test_sharded_and_bin_checkpoints(tmp_path):
+    config = ToyConfig()
+    state = _random_state(config)
+    keys = sorted(state)
+    shard_dir = tmp_path / "sharded"
+    config.save_pretrained(shard_dir)
+    from safetensors.torch import save_file
+    save_file({k: state[k] for k in keys[:2]}, str(shard_dir / "model-00001-of-00002.safetensors"))
+    save_file({k: state[k] for k in keys[2:]}, str(shard_dir / "model-00002-of-00002.safetensors"))
+    weight_map = {k: ("model-00001-of-00002.safetensors" if i < 2 else "model-00002-of-00002.safetensors")
+                  for i, k in enumerate(keys)}
+    (shard_dir / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    bin_dir = tmp_path / "bin"
+    config.save_pretrained(bin_dir)
+    torch.save(state, bin_dir / "pytorch_model.bin")
+    for directory in (shard_dir, bin_dir):
+        loaded = ToyModel.from_pretrained(directory).state_dict()
+        for key in keys:
+            assert torch.equal(loaded[key], state[key])
+    (shard_dir / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        load_state_dict(shard_dir)
+
+
+def test_prefix_missing_unexpected_and_mismatch(tmp_path, caplog):
+    config = ToyConfig()
+    state = _random_state(config)
+    body_only = {k[len("body."):]: v for k, v in state.items() if k.startswith("body.")}
+    body_only["extra.weight"] = torch.randn(3)
+    config.save_pretrained(tmp_path)
+    save_state_dict(body_only, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="pygen"):
+        model, info = ToyModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] == ["head.weight"] and info["unexpected_keys"] == ["extra.weight"]
+    assert "newly initialized" in caplog.text and "not used" in caplog.text
+    assert torch.equal(model.body["proj"].weight, state["body.proj.weight"])
+    body_only["proj.weight"] = torch.randn(4, 8)
+    save_state_dict(body_only, tmp_path)
+    with pytest.raises(CheckpointError, match="(?s)size mismatch.*body.proj.weight"):
+        ToyModel.from_pretrained(tmp_path)
+    ToyModel.from_pretrained(tmp_path, ignore_mismatched_sizes=True)
+
+
+def test_corrupt_weight_files(tmp_path):
+    config = ToyConfig()
+    config.save_pretrained(tmp_path)
+    path = save_state_dict(_random_state(config), tmp_path)
+    data = path.read_bytes()
+    cases = {
+        "truncated": data[: len(data) // 2],
+        "tiny": data[:5],
+        "bad header": data[:8] + b"{" * (len(data) - 8),
+        "huge header": (10**12).to_bytes(8, "little") + data[8:],
+        "garbage": os.urandom(len(data)),
+    }
+    for name, content in cases.items():
+        path.write_bytes(content)
+        with pytest.raises(CheckpointError):
+            ToyModel.from_pretrained(tmp_path)
+    path.unlink()
+    (tmp_path / "pytorch_model.bin").write_bytes(os.urandom(100))
+    with pytest.raises(CheckpointError, match="pytorch_model.bin"):
+        ToyModel.from_pretrained(tmp_path)
+    (tmp_path / "pytorch_model.bin").unlink()
+    with pytest.raises(CheckpointError, match="no weights"):
+        ToyModel.from_pretrained(tmp_path)
+
+
+# ---- build -----------------------------------------------------------------------------------
+def test_build_info_reports_kernels():
+    info = pygen.build_info()
+    assert info["version"] == pygen.__version__ and info["torch"] == torch.__version__
+    assert info["cpu_kernels"], info.get("extension_error")
+    cuda_expected = (torch.version.cuda is not None and shutil.which("nvcc") is not None
+                     and os.environ.get("PYGEN_CUDA") != "0")
+    if cuda_expected:
+        assert info["cuda_kernels"] and info["cuda_archs"], info
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
+def test_cmake_build_and_ctest(tmp_path):
+    """The C++ library and its tests build with CMake against the installed torch, and pass."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prefix = torch.utils.cmake_prefix_path
+    build = tmp_path / "build"
+    subprocess.run(["cmake", "-S", root, "-B", str(build), f"-DCMAKE_PREFIX_PATH={prefix}"], check=True,
+                   capture_output=True)
+    subprocess.run(["cmake", "--build", str(build), "-j", str(os.cpu_count() or 2)], check=True,
+                   capture_output=True)
+    result = subprocess.run(["ctest", "--test-dir", str(build), "--output-on-failure"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "tests passed" in result.stdout
