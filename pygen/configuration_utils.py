@@ -120,6 +120,13 @@ class PretrainedConfig:
     def num_labels(self) -> int:
         return len(self.id2label) if self.id2label else 2
 
+    @num_labels.setter
+    def num_labels(self, num_labels: int) -> None:
+        # As transformers: the count is stored as default label names, not as a field.
+        if self.id2label is None or len(self.id2label) != num_labels:
+            self.id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
+            self.label2id = {label: i for i, label in self.id2label.items()}
+
     @property
     def use_return_dict(self) -> bool:
         return self.return_dict
