@@ -136,7 +136,7 @@ class PreTrainedModel(nn.Module):
         """Copy ``state`` into this model; return (missing, unexpected) keys."""
         state = self._match_prefix(self.remap_state_dict(dict(state), self.config))
         own = self.state_dict()
-        tied = set(self.tied_weights) if getattr(self.config, "tie_word_embeddings", True) else set()
+        tied = dict(self.tied_weights) if getattr(self.config, "tie_word_embeddings", True) else {}
         mismatched = []
         for key, value in state.items():
             if key in own and own[key].shape != value.shape:
@@ -147,7 +147,12 @@ class PreTrainedModel(nn.Module):
                 + "\n(pass ignore_mismatched_sizes=True to re-initialise these weights)"
             )
         usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-        missing = [k for k in own if k not in usable and k not in tied]
+        # Tied names share one tensor, so either name in the checkpoint fills both (as transformers).
+        loaded = set(usable)
+        for tied_name, tied_to in tied.items():
+            if tied_name in loaded or tied_to in loaded:
+                loaded.update((tied_name, tied_to))
+        missing = [k for k in own if k not in loaded]
         unexpected = [k for k in state if k not in own]
         with torch.no_grad():
             for key, value in usable.items():
