@@ -185,6 +185,14 @@ def test_config_reads_and_writes_every_field(tmp_path):
             assert getattr(back, key) == getattr(hf, key), key
 
 
+def test_config_num_labels():
+    assert pb.BartConfig(num_labels=5).num_labels == 5
+    assert pb.BartConfig(id2label={0: "a", 1: "b"}, num_labels=5).id2label == {0: "a", 1: "b"}
+    config = pb.BartConfig()
+    config.num_labels = 2
+    assert config.id2label == {0: "LABEL_0", 1: "LABEL_1"} and config.label2id == {"LABEL_0": 0, "LABEL_1": 1}
+
+
 def test_config_errors():
     with pytest.raises(ConfigError, match="d_model"):
         pb.BartConfig(d_model="16")
@@ -285,7 +293,8 @@ def test_inputs_embeds_and_encoder_outputs():
         out = ours(inputs_embeds=embeds, attention_mask=mask, decoder_inputs_embeds=dec_embeds)
         assert_same_outputs(out, ref, ["logits", "encoder_last_hidden_state"])
         enc = ours.get_encoder()(input_ids=ids, attention_mask=mask)
-        for given in (enc, (enc.last_hidden_state,), enc.to_tuple()):
+        hf_enc = hf.get_encoder()(input_ids=ids, attention_mask=mask)
+        for given in (enc, (enc.last_hidden_state,), enc.to_tuple(), hf_enc):
             via = ours(encoder_outputs=given, attention_mask=mask, decoder_input_ids=dec_ids)
             direct = ours(input_ids=ids, attention_mask=mask, decoder_input_ids=dec_ids)
             assert_close(via.logits, direct.logits)
@@ -465,11 +474,19 @@ def test_generation_protocol_causal_lm_left_padding():
     assert_close(torch.cat(pieces, dim=1), ref)
 
 
-def test_generation_mixin_is_inherited():
-    from pygen.generation.mixin import GenerationMixin
-
-    assert issubclass(pb.BartForConditionalGeneration, GenerationMixin)
-    assert issubclass(pb.BartForCausalLM, GenerationMixin)
+@pytest.mark.parametrize("kwargs", [dict(max_new_tokens=6), dict(num_beams=3, max_new_tokens=6)])
+def test_generate_matches_transformers(kwargs):
+    """End to end through GenerationMixin.generate, which drives the protocol above."""
+    hf, ours = make_pair("BartForConditionalGeneration", "gelu_new-scaled", seed=27)
+    ids, mask, _, _ = random_batch(3, 9, 1, seed=27)
+    assert torch.equal(ours.generate(input_ids=ids, attention_mask=mask, **kwargs),
+                       hf.generate(input_ids=ids, attention_mask=mask, **kwargs))
+    hf, ours = make_pair("BartForCausalLM", "silu-untied", seed=27)
+    _, _, prompt, _ = random_batch(2, 2, 5, seed=28)
+    prompt_mask = torch.ones_like(prompt)
+    prompt[1, :2], prompt_mask[1, :2] = PAD, 0  # left padding
+    assert torch.equal(ours.generate(input_ids=prompt, attention_mask=prompt_mask, **kwargs),
+                       hf.generate(input_ids=prompt, attention_mask=prompt_mask, **kwargs))
 
 
 # ---- outputs ---------------------------------------------------------------------------------
@@ -629,3 +646,20 @@ def test_generation_protocol_bad_arguments(small_model):
         small_model.gen_step(torch.randint(3, VOCAB, (2, 41)), cache)
     with pytest.raises(InputError, match="attention_mask"):
         small_model.gen_step(ids[:, :1], cache, torch.ones(2, 3))
+
+
+# ---- CUDA ----------------------------------------------------------------------------------
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_forward_and_generation_protocol():
+    hf, ours = make_pair("BartForConditionalGeneration", "relu-scaled", seed=29)
+    hf, ours = hf.cuda(), ours.cuda()
+    ids, mask, dec_ids, dec_mask = (t.cuda() for t in random_batch(2, 9, 6, seed=29))
+    with torch.no_grad():
+        ref = hf(input_ids=ids, attention_mask=mask, decoder_input_ids=dec_ids)
+        assert_close(ours(input_ids=ids, attention_mask=mask, decoder_input_ids=dec_ids).logits, ref.logits)
+        cache = ours.gen_new_cache(ours.gen_encode(ids, mask), mask, batch_size=2, kv_group=1, capacity=6)
+        steps = [ours.gen_step(dec_ids[:, t:t + 1], cache) for t in range(6)]
+    assert_close(torch.cat(steps, dim=1), ref.logits)

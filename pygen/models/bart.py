@@ -113,9 +113,12 @@ class BartConfig(PretrainedConfig):
         # These may be an int or a list of ints, so they stay out of the type-checked defaults.
         kwargs.setdefault("eos_token_id", 2)
         kwargs.setdefault("forced_eos_token_id", 2)
-        # BART's classification head has 3 labels unless a label map says otherwise.
+        # BART's classification head has 3 labels unless a label map says otherwise; given both,
+        # the map wins (as in transformers).
         if kwargs.get("id2label") is None:
             kwargs.setdefault("num_labels", 3)
+        else:
+            kwargs.pop("num_labels", None)
         super().__init__(**kwargs)
 
     def _validate(self) -> None:
@@ -658,9 +661,14 @@ class BartDecoder(BartPreTrainedModel):
 
 
 def _as_encoder_output(encoder_outputs: Any) -> BaseModelOutput:
-    """Accept the encoder's output object or a tuple ``(last_hidden_state[, hidden_states[, attentions]])``."""
+    """Accept the encoder's output object (ours or transformers') or a tuple
+    ``(last_hidden_state[, hidden_states[, attentions]])``."""
     if isinstance(encoder_outputs, BaseModelOutput):
         return encoder_outputs
+    if hasattr(encoder_outputs, "last_hidden_state"):
+        return BaseModelOutput(last_hidden_state=encoder_outputs.last_hidden_state,
+                               hidden_states=getattr(encoder_outputs, "hidden_states", None),
+                               attentions=getattr(encoder_outputs, "attentions", None))
     if not isinstance(encoder_outputs, (tuple, list)) or not encoder_outputs:
         raise InputError("encoder_outputs must be the encoder's output or a tuple starting with its last hidden "
                          f"state, got {type(encoder_outputs).__name__}")
@@ -998,9 +1006,9 @@ class BartForCausalLM(BartPreTrainedModel, GenerationMixin):
                 encoder_hidden_states: Optional[Tensor] = None, encoder_attention_mask: Optional[Tensor] = None,
                 past_key_values: Optional[KVCache] = None, inputs_embeds: Optional[Tensor] = None,
                 labels: Optional[Tensor] = None, use_cache: Optional[bool] = None,
-                output_attentions: Optional[bool] = None, output_hidden_states: Optional[bool] = None,
-                return_dict: Optional[bool] = None,
-                logits_to_keep: Union[int, Tensor] = 0) -> Union[CausalLMOutputWithCrossAttentions, tuple]:
+                logits_to_keep: Union[int, Tensor] = 0, output_attentions: Optional[bool] = None,
+                output_hidden_states: Optional[bool] = None,
+                return_dict: Optional[bool] = None) -> Union[CausalLMOutputWithCrossAttentions, tuple]:
         """``labels`` are not shifted: ``labels[:, i]`` is the target of ``logits[:, i]`` (-100 = ignored)."""
         return_dict = self.config.return_dict if return_dict is None else return_dict
         outputs = self.model.decoder(input_ids=input_ids, attention_mask=attention_mask,
