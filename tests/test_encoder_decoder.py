@@ -249,6 +249,24 @@ def test_gen_step_with_beams_equals_full_forward(encoder, decoder):
     assert_close(torch.cat(steps, 1), full, atol=1e-5)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_parity_and_gen_step():
+    hf, ours = make_pair("roberta", "bert-generation", seed=24, dec_hidden=24)
+    hf, ours = hf.cuda(), ours.cuda()
+    ids, mask = (t.cuda() for t in random_batch(2, 9, seed=25, pad=1))
+    dec_ids = torch.randint(4, VOCAB, (4, 5), generator=torch.Generator().manual_seed(26)).cuda()
+    with torch.no_grad():
+        ref = hf(input_ids=ids.repeat_interleave(2, 0), attention_mask=mask.repeat_interleave(2, 0),
+                 decoder_input_ids=dec_ids).logits
+        full = ours(input_ids=ids.repeat_interleave(2, 0), attention_mask=mask.repeat_interleave(2, 0),
+                    decoder_input_ids=dec_ids).logits
+        cache = ours.gen_new_cache(ours.gen_encode(ids, mask), mask, batch_size=4, kv_group=2, capacity=5)
+        steps = torch.cat([ours.gen_step(dec_ids[:, i:i + 1], cache) for i in range(5)], 1)
+    assert_close(full, ref)
+    assert_close(steps, ref)
+
+
 # ---- saving and loading ------------------------------------------------------------------
 @pytest.mark.parametrize("encoder, decoder", [("bert", "bert"), ("roberta", "bert-generation")])
 def test_save_pretrained_round_trips_with_transformers(tmp_path, encoder, decoder):

@@ -371,11 +371,15 @@ def skip_init() -> Iterator[None]:
         _SKIP_INIT.reset(token)
 
 
+def init_skipped() -> bool:
+    return _SKIP_INIT.get()
+
+
 class BertFamilyPreTrainedModel(PreTrainedModel):
     """Loading and initialisation shared by the BERT, RoBERTa and BertGeneration classes."""
 
     def post_init(self) -> None:
-        if not _SKIP_INIT.get():
+        if not init_skipped():
             self.init_weights()
 
     @classmethod

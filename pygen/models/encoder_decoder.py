@@ -1,15 +1,11 @@
 """``EncoderDecoderModel``: any BERT-family encoder with any BERT-family causal decoder
 (bert2bert, roberta2roberta, BertGeneration, mixed), as transformers' ``EncoderDecoderModel``.
 
-Supported sub-models, by the ``model_type`` of their config:
+Supported sub-models, by the ``model_type`` of their config (encoder / decoder class):
 
-=================  ========================  ==========================
-model_type         encoder                   decoder
-=================  ========================  ==========================
-``bert``           ``BertModel``             ``BertLMHeadModel``
-``roberta``        ``RobertaModel``          ``RobertaForCausalLM``
-``bert-generation`` ``BertGenerationEncoder`` ``BertGenerationDecoder``
-=================  ========================  ==========================
+- ``bert``: ``BertModel`` / ``BertLMHeadModel``
+- ``roberta``: ``RobertaModel`` / ``RobertaForCausalLM``
+- ``bert-generation``: ``BertGenerationEncoder`` / ``BertGenerationDecoder``
 
 When the hidden sizes differ, ``enc_to_dec_proj`` maps encoder states to the decoder's size.
 """
@@ -28,7 +24,7 @@ from ..errors import ConfigError, InputError
 from ..generation.mixin import GenerationMixin
 from ..modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from ..modeling_utils import PreTrainedModel
-from .bert import (BertCausalLMMixin, BertConfig, BertLMHeadModel, BertModel, _SKIP_INIT, check_labels,
+from .bert import (BertCausalLMMixin, BertConfig, BertLMHeadModel, BertModel, check_labels, init_skipped,
                    remap_bert_keys, skip_init)
 from .bert_generation import BertGenerationDecoder, BertGenerationEncoder
 from .roberta import RobertaForCausalLM, RobertaModel
@@ -166,7 +162,7 @@ class EncoderDecoderModel(GenerationMixin, PreTrainedModel):
         self.enc_to_dec_proj = None
         if config.encoder.hidden_size != config.decoder.hidden_size and cross_size is None:
             self.enc_to_dec_proj = nn.Linear(config.encoder.hidden_size, config.decoder.hidden_size)
-        if not _SKIP_INIT.get():
+        if not init_skipped():
             for model in built:
                 model.init_weights()
             self._init_projection()
