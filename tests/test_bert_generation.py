@@ -369,8 +369,9 @@ def test_bad_inputs(decoder):
 
 
 def test_bad_configs():
-    with pytest.raises(ConfigError, match="multiple of num_attention_heads"):
-        pb.BertModel(pb.BertConfig(**{**SMALL, "num_attention_heads": 5}))
+    for heads in (5, 0):
+        with pytest.raises(ConfigError, match="multiple of num_attention_heads"):
+            pb.BertModel(pb.BertConfig(**{**SMALL, "num_attention_heads": heads}))
     with pytest.raises(ConfigError, match="hidden_act 'swiglu'"):
         pg.BertGenerationEncoder(pg.BertGenerationConfig(**{**SMALL, "hidden_act": "swiglu"}))
     with pytest.raises(ConfigError, match="needs is_decoder=True"):

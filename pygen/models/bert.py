@@ -174,7 +174,7 @@ class BertSelfAttention(nn.Module):
 
     def __init__(self, config: PretrainedConfig):
         super().__init__()
-        if config.hidden_size % config.num_attention_heads:
+        if config.num_attention_heads < 1 or config.hidden_size % config.num_attention_heads:
             raise ConfigError(f"hidden_size ({config.hidden_size}) must be a multiple of num_attention_heads "
                               f"({config.num_attention_heads})")
         self.num_attention_heads = config.num_attention_heads
