@@ -14,6 +14,7 @@ import torch
 import transformers
 from transformers.activations import ACT2FN as HF_ACT2FN
 
+from pygen.activations import ACT2FN
 from pygen.cache import KVCache
 from pygen.errors import CheckpointError, ConfigError, InputError
 from pygen.modeling_outputs import Seq2SeqLMOutput
@@ -207,10 +208,10 @@ def test_config_errors():
                                    activation_function="swiglu"))
 
 
-@pytest.mark.parametrize("name", sorted(pb.ACT2FN))
+@pytest.mark.parametrize("name", sorted(ACT2FN))
 def test_activations_match_transformers(name):
     x = torch.randn(4, 257) * 4
-    assert torch.equal(pb.ACT2FN[name](x), HF_ACT2FN[name](x)), name
+    assert torch.equal(ACT2FN[name](x), HF_ACT2FN[name](x)), name
 
 
 # ---- forward parity -----------------------------------------------------------------------

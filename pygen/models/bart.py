@@ -11,7 +11,6 @@ attention (the implementation transformers itself needs for that flag).
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Any, Optional, Union
 
 import torch
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..cache import KVCache
+from ..activations import get_activation
 from ..configuration_utils import PretrainedConfig, register_config
 from ..errors import ConfigError, InputError
 from ..generation.mixin import GenerationMixin
@@ -27,44 +27,6 @@ from ..modeling_outputs import (BaseModelOutput, BaseModelOutputWithPastAndCross
                                 Seq2SeqQuestionAnsweringModelOutput, Seq2SeqSequenceClassifierOutput)
 from ..modeling_utils import PreTrainedModel
 from ..ops import attention
-
-# ---------------------------------------------------------------------------------------------
-# Activations: the functions transformers' ACT2FN maps these names to, op for op.
-# ---------------------------------------------------------------------------------------------
-
-
-def _gelu_new(x: Tensor) -> Tensor:
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
-
-
-def _gelu_fast(x: Tensor) -> Tensor:
-    return 0.5 * x * (1.0 + torch.tanh(x * 0.7978845608 * (1.0 + 0.044715 * x * x)))
-
-
-def _quick_gelu(x: Tensor) -> Tensor:
-    return x * torch.sigmoid(1.702 * x)
-
-
-ACT2FN = {
-    "gelu": F.gelu,
-    "gelu_new": _gelu_new,
-    "gelu_fast": _gelu_fast,
-    "gelu_pytorch_tanh": partial(F.gelu, approximate="tanh"),
-    "quick_gelu": _quick_gelu,
-    "relu": F.relu,
-    "relu6": F.relu6,
-    "silu": F.silu,
-    "swish": F.silu,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-}
-
-
-def _activation(name: str):
-    if name not in ACT2FN:
-        raise ConfigError(f"BartConfig.activation_function {name!r} is not supported; use one of {sorted(ACT2FN)}")
-    return ACT2FN[name]
-
 
 # ---------------------------------------------------------------------------------------------
 # Configuration
@@ -357,7 +319,7 @@ class BartEncoderLayer(nn.Module):
                                        dropout=config.attention_dropout, config=config, layer_idx=layer_idx)
         self.self_attn_layer_norm = nn.LayerNorm(self.embed_dim)
         self.dropout = config.dropout
-        self.activation_fn = _activation(config.activation_function)
+        self.activation_fn = get_activation(config.activation_function, "BartConfig.activation_function")
         self.activation_dropout = config.activation_dropout
         self.fc1 = nn.Linear(self.embed_dim, config.encoder_ffn_dim)
         self.fc2 = nn.Linear(config.encoder_ffn_dim, self.embed_dim)
@@ -394,7 +356,7 @@ class BartDecoderLayer(nn.Module):
                                        dropout=config.attention_dropout, is_decoder=True, is_causal=True,
                                        config=config, layer_idx=layer_idx)
         self.dropout = config.dropout
-        self.activation_fn = _activation(config.activation_function)
+        self.activation_fn = get_activation(config.activation_function, "BartConfig.activation_function")
         self.activation_dropout = config.activation_dropout
         self.self_attn_layer_norm = nn.LayerNorm(self.embed_dim)
         self.encoder_attn = BartAttention(self.embed_dim, config.decoder_attention_heads,

@@ -13,14 +13,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from functools import partial
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..cache import KVCache
+from ..activations import get_activation
 from ..configuration_utils import PretrainedConfig, register_config
 from ..errors import ConfigError, InputError
 from ..generation.mixin import GenerationMixin
@@ -33,24 +33,6 @@ logger = logging.getLogger("pygen")
 # Config model types whose checkpoints share the layer layout (transformers reads any of them
 # into any of these configs, e.g. a BERT checkpoint into BertGenerationEncoder).
 BERT_FAMILY = ("bert", "roberta", "bert-generation")
-
-ACT2FN: dict[str, Callable[[Tensor], Tensor]] = {
-    "gelu": F.gelu,
-    "gelu_new": partial(F.gelu, approximate="tanh"),
-    "gelu_pytorch_tanh": partial(F.gelu, approximate="tanh"),
-    "gelu_fast": partial(F.gelu, approximate="tanh"),
-    "relu": F.relu,
-    "silu": F.silu,
-    "swish": F.silu,
-    "tanh": torch.tanh,
-}
-
-
-def get_activation(name: str) -> Callable[[Tensor], Tensor]:
-    if name not in ACT2FN:
-        raise ConfigError(f"hidden_act {name!r} is not supported; use one of {sorted(ACT2FN)}")
-    return ACT2FN[name]
-
 
 def remap_bert_keys(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Checkpoint keys as transformers reads them: old TF-converted checkpoints name LayerNorm
@@ -249,7 +231,7 @@ class BertIntermediate(nn.Module):
     def __init__(self, config: PretrainedConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.intermediate_act_fn = get_activation(config.hidden_act)
+        self.intermediate_act_fn = get_activation(config.hidden_act, "hidden_act")
 
     def forward(self, hidden_states: Tensor) -> Tensor:
         return self.intermediate_act_fn(self.dense(hidden_states))
@@ -329,7 +311,7 @@ class BertPredictionHeadTransform(nn.Module):
     def __init__(self, config: PretrainedConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.transform_act_fn = get_activation(config.hidden_act)
+        self.transform_act_fn = get_activation(config.hidden_act, "hidden_act")
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, hidden_states: Tensor) -> Tensor:
