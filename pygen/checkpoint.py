@@ -28,22 +28,40 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"cannot read {path}: {exc}") from None
+    except BaseException as exc:
+        # A Rust panic in safetensors surfaces as pyo3's PanicException, a BaseException.
+        if type(exc).__name__ == "PanicException":
+            raise CheckpointError(f"cannot read {path}: {exc}") from None
+        raise
+
+
+def _parse_json(data: bytes | str):
+    """``json.loads`` that raises only ``ValueError``: deep nesting (RecursionError) and
+    over-long integer literals (ValueError) included."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _check_safetensors_header(path: Path) -> None:
     """Validate the header and the declared data size before handing the file to safetensors."""
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise CheckpointError(f"{path} is truncated ({size} bytes): not a safetensors file")
-        n = int.from_bytes(head, "little")
-        if n <= 0 or 8 + n > size:
-            raise CheckpointError(f"{path} is truncated or corrupt: header of {n} bytes in a {size}-byte file")
-        try:
-            header = json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise CheckpointError(f"{path} is corrupt: its header is not valid JSON") from None
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise CheckpointError(f"{path} is truncated ({size} bytes): not a safetensors file")
+            n = int.from_bytes(head, "little")
+            if n <= 0 or 8 + n > size:
+                raise CheckpointError(f"{path} is truncated or corrupt: header of {n} bytes in a {size}-byte file")
+            raw = f.read(n)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc}") from None
+    try:
+        header = _parse_json(raw)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CheckpointError(f"{path} is corrupt: its header is not valid JSON") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{path} is corrupt: header is not a JSON object")
     end = 0
@@ -65,21 +83,28 @@ def _load_torch_bin(path: Path) -> dict[str, torch.Tensor]:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad pickles / zip archives
         raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors")
     return state
 
 
 def _load_sharded(index_path: Path, loader) -> dict[str, torch.Tensor]:
     try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
+        index = _parse_json(index_path.read_text(encoding="utf-8"))
         weight_map = index["weight_map"]
-        shards = sorted(set(weight_map.values()))
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{index_path} is not a valid shard index: {exc}") from None
+    if not isinstance(weight_map, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                   for k, v in weight_map.items()):
+        raise CheckpointError(f"{index_path} is not a valid shard index: 'weight_map' must map tensor names "
+                              "to shard file names")
+    shards = sorted(set(weight_map.values()))
     state: dict[str, torch.Tensor] = {}
     for shard in shards:
         shard_path = index_path.parent / shard
+        if Path(shard).is_absolute() or ".." in Path(shard).parts:
+            raise CheckpointError(f"shard {shard!r} listed in {index_path.name} is not inside the checkpoint directory")
         if not shard_path.is_file():
             raise CheckpointError(f"shard {shard} listed in {index_path.name} is missing")
         state.update(loader(shard_path))

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .errors import ConfigError
+from .errors import ConfigError, PygenError
 from .hub import resolve
 
 CONFIG_NAME = "config.json"
@@ -74,6 +74,28 @@ def _check_type(cls_name: str, key: str, value: Any, default: Any) -> Any:
     return value
 
 
+def _check_free_name(cls: type, key: str) -> None:
+    """An unknown config key becomes an attribute: refuse names that would replace a method or a
+    read-only attribute of the class (``to_dict``, ``_validate``, ``__class__``...)."""
+    attr = getattr(cls, key, None)
+    if attr is None and not hasattr(cls, key):
+        return
+    if isinstance(attr, property) and attr.fset is not None:
+        return  # e.g. num_labels: the setter handles it
+    raise ConfigError(f"{cls.__name__}: config key {key!r} clashes with an attribute of the class")
+
+
+def _label_map(cls_name: str, id2label: Any) -> dict[int, Any]:
+    """``id2label`` with integer keys (JSON object keys are strings)."""
+    if not isinstance(id2label, dict):
+        raise ConfigError(f"{cls_name}.id2label must be a mapping of label ids to names, got "
+                          f"{type(id2label).__name__}")
+    try:
+        return {int(k): v for k, v in id2label.items()}
+    except (TypeError, ValueError):
+        raise ConfigError(f"{cls_name}.id2label keys must be integers, got {list(id2label)[:5]!r}") from None
+
+
 class PretrainedConfig:
     """Base of all pygen configs: attribute access, JSON I/O, type checks."""
 
@@ -96,10 +118,12 @@ class PretrainedConfig:
             object.__setattr__(self, key, _check_type(name, key, value, default))
         # Unknown keys are kept, as transformers does: real checkpoints carry many.
         for key, value in kwargs.items():
-            if key not in _IGNORED_KEYS:
-                object.__setattr__(self, key, value)
+            if key in _IGNORED_KEYS:
+                continue
+            _check_free_name(type(self), key)
+            object.__setattr__(self, key, value)
         if self.id2label is not None:
-            self.id2label = {int(k): v for k, v in self.id2label.items()}
+            self.id2label = _label_map(name, self.id2label)
         self._validate()
 
     def _validate(self) -> None:
@@ -123,6 +147,8 @@ class PretrainedConfig:
     @num_labels.setter
     def num_labels(self, num_labels: int) -> None:
         # As transformers: the count is stored as default label names, not as a field.
+        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 0:
+            raise ConfigError(f"{type(self).__name__}.num_labels must be a non-negative int, got {num_labels!r}")
         if self.id2label is None or len(self.id2label) != num_labels:
             self.id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
             self.label2id = {label: i for i, label in self.id2label.items()}
@@ -140,6 +166,8 @@ class PretrainedConfig:
         for key, value in overrides.items():
             if strict and key not in known and not hasattr(self, key):
                 raise ConfigError(f"{type(self).__name__} has no field {key!r}")
+            if key not in known:
+                _check_free_name(type(self), key)
             setattr(self, key, value)
 
     # ---- serialisation -------------------------------------------------------------------
@@ -168,7 +196,13 @@ class PretrainedConfig:
     def from_dict(cls, data: dict[str, Any], **overrides: Any) -> "PretrainedConfig":
         if not isinstance(data, dict):
             raise ConfigError(f"config must be a JSON object, got {type(data).__name__}")
-        config = cls(**data)
+        try:
+            config = cls(**data)
+        except PygenError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError, RecursionError) as exc:
+            # A value of the wrong type or range that a config class did not check itself.
+            raise ConfigError(f"invalid {cls.__name__}: {type(exc).__name__}: {exc}") from exc
         config.update(overrides)
         return config
 
@@ -179,7 +213,11 @@ class PretrainedConfig:
             raise ConfigError(f"missing config file {path}")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"{path} is not valid JSON: nested too deeply") from None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, over-long integer literals
             raise ConfigError(f"{path} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a JSON object, got {type(data).__name__}")
@@ -191,7 +229,7 @@ class PretrainedConfig:
         model_type = data.get("model_type")
         if cls.model_type and model_type and model_type != cls.model_type and not cls.accepts_model_type(model_type):
             raise ConfigError(
-                f"{name_or_path} holds a {model_type!r} checkpoint, which {cls.__name__} cannot read"
+                f"{name_or_path} holds a checkpoint of model_type {model_type!r}, which {cls.__name__} cannot read"
             )
         return cls.from_dict(data, **overrides)
 
@@ -217,6 +255,8 @@ def register_config(cls: type[PretrainedConfig]) -> type[PretrainedConfig]:
 
 
 def config_class_for(model_type: str) -> type[PretrainedConfig]:
+    if not isinstance(model_type, str):
+        raise ConfigError(f"model_type must be a string, got {type(model_type).__name__} {model_type!r}")
     if model_type not in _CONFIG_REGISTRY:
         raise ConfigError(
             f"unknown model_type {model_type!r}; pygen supports: {', '.join(sorted(_CONFIG_REGISTRY))}"

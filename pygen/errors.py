@@ -23,7 +23,7 @@ class ConfigError(PygenError, ValueError):
 
 
 class InputError(PygenError, ValueError):
-    """Bad input to a model, an op or a tokenizer (shape, dtype, range, device)."""
+    """Bad input to a model, generate(), an op, a tokenizer or a loader (type, shape, dtype, range, device)."""
 
 
 class GenerationError(PygenError, ValueError):

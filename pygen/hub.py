@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ModelNotFoundError
+from .errors import InputError, ModelNotFoundError
 
 
 def cache_dirs() -> list[Path]:
@@ -36,6 +36,9 @@ def resolve(name_or_path: str | os.PathLike, revision: str = "main") -> Path:
 
     Raises :class:`ModelNotFoundError` listing every place that was searched.
     """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise InputError(f"name_or_path must be a str or os.PathLike (a directory or a hub id), got "
+                         f"{type(name_or_path).__name__}")
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
@@ -53,7 +56,7 @@ def resolve(name_or_path: str | os.PathLike, revision: str = "main") -> Path:
                 continue
             ref = root / "refs" / revision
             if ref.is_file():
-                snap = snapshots / ref.read_text().strip()
+                snap = snapshots / ref.read_text(errors="replace").strip()
                 if snap.is_dir():
                     return snap
             elif (snapshots / revision).is_dir():  # revision given as a commit hash

@@ -16,7 +16,7 @@ from torch import nn
 
 from .checkpoint import load_state_dict, save_state_dict
 from .configuration_utils import CONFIG_NAME, PretrainedConfig
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, InputError, PygenError
 from .generation.config import GENERATION_CONFIG_NAME, GenerationConfig
 from .hub import resolve
 
@@ -33,6 +33,8 @@ def parse_dtype(dtype: Any, config: PretrainedConfig | None = None) -> torch.dty
     if dtype == "auto":
         dtype = getattr(config, "dtype", None) or "float32"
     if isinstance(dtype, torch.dtype):
+        if dtype not in _DTYPES.values():
+            raise ConfigError(f"unsupported dtype {dtype}; use one of {sorted(_DTYPES)}")
         return dtype
     name = str(dtype).replace("torch.", "")
     if name not in _DTYPES:
@@ -134,6 +136,9 @@ class PreTrainedModel(nn.Module):
     def load_checkpoint_state(self, state: dict[str, torch.Tensor], *, ignore_mismatched_sizes: bool = False,
                               source: str = "the checkpoint") -> tuple[list[str], list[str]]:
         """Copy ``state`` into this model; return (missing, unexpected) keys."""
+        bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+        if bad:
+            raise CheckpointError(f"{source} holds entries that are not named tensors: {bad[:5]!r}")
         state = self._match_prefix(self.remap_state_dict(dict(state), self.config))
         own = self.state_dict()
         tied = dict(self.tied_weights) if getattr(self.config, "tie_word_embeddings", True) else {}
@@ -186,7 +191,17 @@ class PreTrainedModel(nn.Module):
             config = cls.config_class.from_pretrained(directory, **overrides)
         elif overrides:
             config.update(overrides)
-        model = cls._from_config_for_loading(config)
+        target_dtype = parse_dtype(dtype if dtype is not None else torch_dtype, config)
+        try:
+            model = cls._from_config_for_loading(config)
+        except PygenError:
+            raise
+        except (ArithmeticError, AssertionError, AttributeError, IndexError, KeyError, TypeError, ValueError,
+                RuntimeError, MemoryError) as exc:
+            # A config value the config class did not check (zero heads, negative sizes, a size too
+            # large to allocate...): report it as the config's fault, keeping the cause.
+            raise ConfigError(f"cannot build {cls.__name__} from the config of {directory}: "
+                              f"{type(exc).__name__}: {exc}") from exc
         state = load_state_dict(directory)
         if seed is not None:
             torch.manual_seed(seed)
@@ -194,12 +209,19 @@ class PreTrainedModel(nn.Module):
         missing, unexpected = model.load_checkpoint_state(
             state, ignore_mismatched_sizes=ignore_mismatched_sizes, source=str(directory))
         if (directory / GENERATION_CONFIG_NAME).is_file():
-            model.generation_config = GenerationConfig.from_pretrained(directory)
-        target_dtype = parse_dtype(dtype if dtype is not None else torch_dtype, config)
+            try:
+                model.generation_config = GenerationConfig.from_pretrained(directory)
+            except PygenError:
+                raise
+            except (TypeError, ValueError, AttributeError, RecursionError) as exc:
+                raise ConfigError(f"invalid {directory / GENERATION_CONFIG_NAME}: {type(exc).__name__}: {exc}") from exc
         if target_dtype is not None:
             model.to(target_dtype)
         if device is not None:
-            model.to(device)
+            try:
+                model.to(device)
+            except (RuntimeError, AssertionError, TypeError, ValueError) as exc:
+                raise InputError(f"cannot move the model to device={device!r}: {exc}") from exc
         model.eval()
         if output_loading_info:
             return model, {"missing_keys": missing, "unexpected_keys": unexpected}
