@@ -4,8 +4,18 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import ops
+from .configuration_utils import AutoConfig, PretrainedConfig
 from .errors import (CheckpointError, ConfigError, GenerationError, InputError, ModelNotFoundError,
                      PygenError)
+from .generation import GenerationConfig
+from .models import *  # noqa: F401,F403  (the model classes, with transformers' names)
+from .models import __all__ as _model_names
+from .tokenizers import *  # noqa: F401,F403
+from .tokenizers import __all__ as _tokenizer_names
+
+__all__ = ["AutoConfig", "CheckpointError", "ConfigError", "GenerationConfig", "GenerationError",
+           "InputError", "ModelNotFoundError", "PretrainedConfig", "PygenError", "build_info", "ops",
+           *_model_names, *_tokenizer_names]
 
 
 def build_info() -> dict:
