@@ -244,7 +244,13 @@ def write_results(out: TextIO, results: list[Generated], fmt: str) -> None:
             out.write(" ".join(item.text.splitlines()) + "\n")
 
 
+def check_batch_size(value: int) -> None:
+    if value < 1:
+        raise InputError(f"--batch-size must be at least 1, got {value}")
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
+    check_batch_size(args.batch_size)
     inputs = read_inputs(args.input, args.format)
     device = resolve_device(args.device)
     model, tokenizer = load_seq2seq(args.model, device, args.dtype)
@@ -429,6 +435,9 @@ def time_generation(model, batches, kwargs) -> tuple[float, list[list[int]]]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    check_batch_size(args.batch_size)
+    if args.repeats < 1:
+        raise InputError(f"--repeats must be at least 1, got {args.repeats}")
     device = resolve_device(args.device)
     texts = read_inputs(args.input, args.format).texts if args.input else default_bench_texts()
     texts = texts[:args.num_inputs]
@@ -510,7 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = sub.add_parser("generate", help="generate outputs for a file of inputs (BART, EncoderDecoder)",
                          description="Read one input per line, generate in length-sorted batches and write "
-                                     "the outputs in input order (num_return_sequences lines per input).")
+                                     "the outputs in input order (num_return_sequences lines per input). "
+                                     "JSONL scores are beam scores (length-normalised log-probabilities) under "
+                                     "beam search, else the summed log-probability of the generated tokens. "
+                                     "Progress and throughput go to stderr.")
     add_model(gen)
     gen.add_argument("--input", "-i", default="-", help="input file, '-' for stdin (default)")
     gen.add_argument("--output", "-o", default="-", help="output file, '-' for stdout (default)")
@@ -525,18 +537,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="fail on inputs longer than the model takes instead of truncating them")
     gen.add_argument("--seed", type=int, help="random seed for sampling")
     opts = gen.add_argument_group("generation options (default: the checkpoint's generation_config)")
-    opts.add_argument("--num-beams", type=int)
-    opts.add_argument("--max-new-tokens", type=int)
-    opts.add_argument("--max-length", type=int)
-    opts.add_argument("--min-length", type=int)
-    opts.add_argument("--length-penalty", type=float)
-    opts.add_argument("--no-repeat-ngram-size", type=int)
+    opts.add_argument("--num-beams", type=int, metavar="N", help="beam search with N beams (1: greedy)")
+    opts.add_argument("--max-new-tokens", type=int, metavar="N")
+    opts.add_argument("--max-length", type=int, metavar="N", help="total output length, start token included")
+    opts.add_argument("--min-length", type=int, metavar="N")
+    opts.add_argument("--length-penalty", type=float, metavar="X")
+    opts.add_argument("--no-repeat-ngram-size", type=int, metavar="N")
     opts.add_argument("--early-stopping", action="store_const", const=True, help="stop beams once num_beams are done")
     opts.add_argument("--do-sample", action="store_const", const=True, help="sample instead of greedy/beam search")
-    opts.add_argument("--temperature", type=float)
-    opts.add_argument("--top-k", type=int)
-    opts.add_argument("--top-p", type=float)
-    opts.add_argument("--num-return-sequences", type=int)
+    opts.add_argument("--temperature", type=float, metavar="X")
+    opts.add_argument("--top-k", type=int, metavar="K")
+    opts.add_argument("--top-p", type=float, metavar="P")
+    opts.add_argument("--num-return-sequences", type=int, metavar="N", help="outputs per input")
     gen.set_defaults(func=cmd_generate)
 
     fill = sub.add_parser(
