@@ -4,8 +4,9 @@ Forward throughput: both models hold the same random weights and run the same ba
 process, alternating, so machine load hits both alike; medians and ratios are printed.
 Memory (``--memory``): peak memory of one forward above the loaded model, per batch size at 2048
 bytes and per input length at the largest batch. On CPU every point runs in a fresh process (the
-allocator keeps freed pages, so in-process peaks would hide growth) and reads the peak RSS after
-resetting it; on CUDA it uses the allocator's peak counters.
+allocator keeps freed pages, so in-process peaks would hide growth) with glibc told to map every
+block over 64 KiB on its own (so RSS follows live tensors), and reads the peak RSS after resetting
+it; on CUDA it uses the allocator's peak counters.
 
     python benchmarks/perceiver.py                      # throughput, batch 1 and 8 at 2048 bytes
     python benchmarks/perceiver.py --memory             # plus the memory sweep
@@ -141,7 +142,8 @@ def memory(args) -> list[dict]:
                 out = subprocess.run(
                     [sys.executable, os.path.abspath(__file__), "--measure-one", library, str(batch), str(length),
                      "--dtype", args.dtype, "--device", args.device, "--threads", str(torch.get_num_threads())],
-                    check=True, capture_output=True, text=True)
+                    check=True, capture_output=True, text=True,
+                    env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
                 row[library + "_mib"] = float(out.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(f"batch {batch:2d} x {length:4d}: peak above model  pygen {row['pygen_mib']:8.1f} MiB   "

@@ -16,29 +16,18 @@ probabilities are requested (``output_attentions``), which only the explicit com
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..activations import get_activation
 from ..configuration_utils import PretrainedConfig, register_config
 from ..errors import ConfigError, InputError
 from ..modeling_outputs import ModelOutput
 from ..modeling_utils import PreTrainedModel
 from ..ops import attention
-
-_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "gelu": F.gelu,
-    "gelu_new": partial(F.gelu, approximate="tanh"),
-    "gelu_pytorch_tanh": partial(F.gelu, approximate="tanh"),
-    "relu": F.relu,
-    "silu": F.silu,
-    "swish": F.silu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-}
 
 # The masked LM decoder's cross-attention shape is fixed by the architecture, not the config.
 _DECODER_HEADS = 8
@@ -96,9 +85,7 @@ class PerceiverConfig(PretrainedConfig):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
                 raise ConfigError(f"{name}.{key} must be a positive int or null, got {value!r}")
-        if self.hidden_act not in _ACTIVATIONS:
-            raise ConfigError(f"{name}.hidden_act {self.hidden_act!r} is not supported; use one of "
-                              f"{sorted(_ACTIVATIONS)}")
+        get_activation(self.hidden_act, f"{name}.hidden_act")  # raises ConfigError for unknown names
         if self.qk_channels is None and self.cross_attention_shape_for_attention not in ("q", "kv"):
             raise ConfigError(f"{name}.cross_attention_shape_for_attention must be 'q' or 'kv', "
                               f"got {self.cross_attention_shape_for_attention!r}")
@@ -258,7 +245,7 @@ class PerceiverMLP(nn.Module):
     def __init__(self, config: PerceiverConfig, input_size: int, widening_factor: int):
         super().__init__()
         self.dense1 = nn.Linear(input_size, widening_factor * input_size)
-        self.intermediate_act_fn = _ACTIVATIONS[config.hidden_act]
+        self.intermediate_act_fn = get_activation(config.hidden_act, "hidden_act")
         self.dense2 = nn.Linear(widening_factor * input_size, input_size)
 
     def forward(self, hidden_states: Tensor) -> Tensor:
@@ -484,13 +471,12 @@ class PerceiverModel(PerceiverPreTrainedModel):
         return_dict = self.config.return_dict if return_dict is None else return_dict
 
         self._check_inputs(inputs, attention_mask)
-        if self.input_preprocessor is not None:
-            inputs = self.input_preprocessor(inputs)
         batch_size = inputs.shape[0]
         inputs_mask = attention_mask.to(inputs.device) != 0 if attention_mask is not None else None
-
+        # Preprocessed inline so the embedded inputs are freed once the encoder has read them.
         sequence_output, hidden_states, attentions, cross_attentions = self.encoder(
-            self.embeddings(batch_size), inputs, inputs_mask, output_attentions, output_hidden_states)
+            self.embeddings(batch_size),
+            inputs if self.input_preprocessor is None else self.input_preprocessor(inputs), inputs_mask, output_attentions, output_hidden_states)
 
         logits = decoder_cross_attentions = None
         if self.decoder is not None:
