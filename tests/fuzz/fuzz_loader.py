@@ -302,8 +302,8 @@ def mutate_safetensors(data: bytes, ch: Chooser) -> bytes:
     body = data[8 + n:]
     choice = ch.int(0, 9)
     if choice == 0:  # header length only
-        return ch.pick(INTERESTING_INTS + [n - 1, n + 1, n + 8, len(data), len(data) - 8]).__mod__(2**64).to_bytes(
-            8, "little") + data[8:]
+        length = ch.pick(INTERESTING_INTS + [n - 1, n + 1, n + 8, len(data), len(data) - 8]) % 2**64
+        return length.to_bytes(8, "little") + data[8:]
     if choice == 1:  # data region only
         return data[:8 + n] + mutate_bytes(body, ch)
     if choice <= 7 and isinstance(header, dict):  # one tensor entry, field by field
@@ -316,13 +316,14 @@ def mutate_safetensors(data: bytes, ch: Chooser) -> bytes:
                     entry[field] = ch.pick(["F32", "F16", "BF16", "F64", "I8", "I16", "I32", "I64", "U8", "U16",
                                             "U32", "U64", "BOOL", "F8_E4M3", "F8_E5M2", "C64", "F4", "XX", 5, None])
                 elif field == "shape":
+                    shape = entry.get("shape") if isinstance(entry.get("shape"), list) else []
                     entry[field] = ch.pick([[], [0], [1], [-1], [3, 3], [2**31], [2**62, 4], "x", [1.5], None,
-                                            list(entry.get("shape") or [])[::-1], (entry.get("shape") or []) + [1]])
+                                            shape[::-1], shape + [1], shape[:-1]])
                 else:
-                    offsets = entry.get("data_offsets") or [0, 0]
-                    a, b = (offsets + [0, 0])[:2] if isinstance(offsets, list) else (0, 0)
-                    a = a if isinstance(a, int) else 0
-                    b = b if isinstance(b, int) else 0
+                    offsets = entry.get("data_offsets") if isinstance(entry.get("data_offsets"), list) else []
+                    a, b = (offsets + [0, 0])[:2]
+                    a = a if isinstance(a, int) and not isinstance(a, bool) else 0
+                    b = b if isinstance(b, int) and not isinstance(b, bool) else 0
                     entry[field] = ch.pick([[b, a], [a, b + 4], [a - 4, b], [a, 2**63], [a], [a, b, b], [a + 1, b],
                                             [0, len(body) + 1], [-8, b], [float(a), float(b)], None])
         else:
@@ -404,36 +405,36 @@ def mutate_directory(seed_dir: Path, work_dir: Path, ch: Chooser) -> list[str]:
 # The property: loading gives a model or a pygen error, nothing else.
 # ==================================================================================================
 
-MAX_MODEL_ELEMENTS = 2**21  # skip building models whose config asks for more (memory on shared machines)
+# from_pretrained is skipped when a mutated config asks for a big model (memory on shared machines).
+MAX_SIZE_PRODUCT = 2**22
+_SIZE_WORDS = ("vocab", "hidden_size", "d_model", "d_latents", "num_latents", "ffn", "intermediate", "layers",
+               "blocks", "attends", "position", "channels", "widening")
 
 
-def _numbers(obj: Any):
-    if isinstance(obj, bool):
-        return
-    if isinstance(obj, (int, float)):
-        yield obj
-    elif isinstance(obj, dict):
-        for value in obj.values():
-            yield from _numbers(value)
-    elif isinstance(obj, list):
-        for value in obj:
-            yield from _numbers(value)
-
-
-def config_is_small(directory: Path) -> bool:
-    """Whether building the model of ``directory/config.json`` is cheap: the product of its three
-    largest numbers bounds any weight matrix stack. Unreadable configs count as small (they fail
-    before any allocation)."""
+def config_is_small(directory: Path, model_class: type) -> bool:
+    """Whether building ``model_class`` from ``directory`` is cheap: the product of the three largest
+    sizes of its config (defaults included: widths, depths, vocabulary, positions) bounds any stack of
+    weight matrices. A config that does not load counts as small: from_pretrained fails early."""
     try:
-        data = json.loads((directory / "config.json").read_bytes())
-    except (OSError, ValueError, RecursionError):
+        with _quiet():
+            data = model_class.config_class.from_pretrained(directory).to_dict()
+    except PygenError:
         return True
-    sizes = sorted((abs(x) for x in _numbers(data) if not (isinstance(x, float) and not math.isfinite(x))),
-                   reverse=True)
+    sizes = sorted((abs(v) for k, v in _items(data)
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    and not k.startswith(("_", "output_")) and any(w in k for w in _SIZE_WORDS)), reverse=True)
     product = 1
     for size in sizes[:3]:
         product *= max(size, 1)
-    return product <= MAX_MODEL_ELEMENTS
+    return product <= MAX_SIZE_PRODUCT
+
+
+def _items(obj: Any):
+    """(key, value) of every entry of nested dicts."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield str(key), value
+            yield from _items(value)
 
 
 @contextlib.contextmanager
@@ -452,12 +453,13 @@ def _quiet():
 
 def load_everything(directory: Path, model_class: type) -> list[str]:
     """Run every loader on ``directory``. Pygen errors are expected; anything else propagates."""
+    loaders = [("AutoConfig", lambda: AutoConfig.from_pretrained(directory)),
+               ("load_state_dict", lambda: load_state_dict(directory))]
+    if config_is_small(directory, model_class):
+        loaders.append(("from_pretrained", lambda: model_class.from_pretrained(directory)))
     outcomes = []
     with _quiet():
-        for name, load in (("AutoConfig", lambda: AutoConfig.from_pretrained(directory)),
-                           ("load_state_dict", lambda: load_state_dict(directory)),
-                           ("from_pretrained", lambda: model_class.from_pretrained(directory)
-                            if config_is_small(directory) else None)):
+        for name, load in loaders:
             try:
                 load()
                 outcomes.append(f"{name}: ok")
