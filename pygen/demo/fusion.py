@@ -187,9 +187,9 @@ def run_demo(settings: DemoSettings, device, save_dir: str | None = None) -> dic
     model.to(device)
     threads = torch.get_num_threads()
     threads = f", {threads} CPU thread{'s' if threads > 1 else ''}" if device.type == "cpu" else ""
+    cross = "copied from self-attention" if settings.cross_init == "self" else "random"
     print(f"warm-started bert2bert from {directory} ({model.num_parameters() / 1e6:.1f} M parameters; new LM head, "
-          f"cross-attention from {'self-attention' if settings.cross_init == 'self' else 'random'}) "
-          f"on {device}{threads}")
+          f"cross-attention {cross}) on {device}{threads}")
 
     train_start = time.perf_counter()
     loss = train(model, tokenizer, train_pairs, settings, device)
@@ -202,9 +202,9 @@ def run_demo(settings: DemoSettings, device, save_dir: str | None = None) -> dic
     rows = list(zip(test_pairs, result["predictions"], result["references"], result["correct"]))
     for pair, pred, _, ok in rows[:settings.num_examples]:
         print(f"  source:     {pair['source']}\n  prediction: {pred}  [{'ok' if ok else 'wrong'}]")
-    mistakes = [row for row in rows if not row[3]]
+    mistakes = [row for row in rows[settings.num_examples:] if not row[3]]
     if mistakes:
-        print("some mistakes:")
+        print("other mistakes:")
     for pair, pred, ref, _ in mistakes[:3]:
         print(f"  source:     {pair['source']}\n  prediction: {pred}\n  expected:   {ref}")
     print(f"\nexact match: {sum(result['correct'])}/{len(test_pairs)} = {100 * result['exact_match']:.1f}% "
