@@ -1,7 +1,22 @@
-// Device-neutral part of attention: argument validation and the Meta implementation.
+// Device-neutral part of attention: argument validation, the plain AttentionParams the kernels
+// read, output allocation, and the CPU/CUDA operator registrations. Fake (Meta) impls and the
+// autograd formula are registered from Python (pygen/ops/attention.py) so they handle symbolic
+// shapes under torch.compile.
 #include "attention.h"
 
 #include <torch/library.h>
+
+#include <cmath>
+#include <cstdlib>
+
+#include "attention_params.h"
+
+#ifdef PYGEN_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "attention_cuda.h"
+#endif
 
 namespace pygen {
 
@@ -14,8 +29,9 @@ AttentionShape check_attention(const at::Tensor& q, const at::Tensor& k, const a
   TORCH_CHECK_VALUE(q.scalar_type() == k.scalar_type() && q.scalar_type() == v.scalar_type(),
                     "attention: q, k, v must share a dtype, got ", q.scalar_type(), ", ",
                     k.scalar_type(), ", ", v.scalar_type());
-  TORCH_CHECK_VALUE(at::isFloatingType(q.scalar_type()), "attention: q must be floating point, got ",
-                    q.scalar_type());
+  const auto t = q.scalar_type();
+  TORCH_CHECK_VALUE(t == at::kFloat || t == at::kDouble || t == at::kHalf || t == at::kBFloat16,
+                    "attention: q, k, v must be float32, float64, float16 or bfloat16, got ", t);
   TORCH_CHECK_VALUE(q.device() == k.device() && q.device() == v.device(),
                     "attention: q, k, v must be on one device, got ", q.device(), ", ", k.device(),
                     ", ", v.device());
@@ -30,6 +46,8 @@ AttentionShape check_attention(const at::Tensor& q, const at::Tensor& k, const a
                     s.heads, ", k ", k.size(2), ", v ", v.size(2));
   TORCH_CHECK_VALUE(k.size(3) == s.qk_dim, "attention: q and k head dims differ: ", s.qk_dim, " vs ",
                     k.size(3));
+  TORCH_CHECK_VALUE(s.qk_dim > 0 && s.v_dim > 0, "attention: head dims must be positive, got ", s.qk_dim,
+                    " and ", s.v_dim);
   TORCH_CHECK_VALUE(q.stride(3) == 1 && k.stride(3) == 1 && v.stride(3) == 1,
                     "attention: the head dim of q, k, v must be contiguous (stride 1)");
   if (key_padding_mask) {
@@ -59,26 +77,135 @@ AttentionShape check_attention(const at::Tensor& q, const at::Tensor& k, const a
   return s;
 }
 
-at::Tensor expand_bias(const at::Tensor& bias, const AttentionShape& s) {
-  return bias.expand({s.batch, s.heads, s.q_len, s.kv_len});
-}
-
 namespace {
 
-std::tuple<at::Tensor, at::Tensor> attention_fwd_meta(const at::Tensor& q, const at::Tensor& k,
-                                                      const at::Tensor& v,
-                                                      const std::optional<at::Tensor>& key_padding_mask,
-                                                      const std::optional<at::Tensor>& attn_bias,
-                                                      bool causal, double scale, int64_t kv_group) {
-  auto s = check_attention(q, k, v, key_padding_mask, attn_bias, kv_group);
-  auto out = at::empty({s.batch, s.q_len, s.heads, s.v_dim}, q.options());
-  auto lse = at::empty({s.batch, s.heads, s.q_len}, q.options().dtype(at::kFloat));
-  return {out, lse};
+// The accumulation dtype, also that of lse and of the bias the kernels read.
+at::ScalarType acc_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
+AttnDtype attn_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kDouble: return AttnDtype::kDouble;
+    case at::kHalf: return AttnDtype::kHalf;
+    case at::kBFloat16: return AttnDtype::kBFloat16;
+    default: return AttnDtype::kFloat;
+  }
+}
+
+// Kernel outputs. PYGEN_POISON_OUTPUTS=1 fills them with NaN first, so tests can prove that the
+// kernels write every element.
+at::Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  auto t = at::empty(sizes, options);
+  const char* poison = std::getenv("PYGEN_POISON_OUTPUTS");
+  if (poison && poison[0] == '1') t.fill_(NAN);
+  return t;
+}
+
+// Tensors the kernels read through AttentionParams, kept alive for the call.
+struct Inputs {
+  at::Tensor mask, bias;
+};
+
+AttentionParams make_params(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const std::optional<at::Tensor>& key_padding_mask,
+                            const std::optional<at::Tensor>& attn_bias, bool causal, double scale,
+                            const AttentionShape& s, Inputs& keep) {
+  AttentionParams p{};
+  p.dtype = attn_dtype(q.scalar_type());
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
+  p.v = v.data_ptr();
+  for (int d = 0; d < 3; ++d) {
+    p.q_stride[d] = q.stride(d);
+    p.k_stride[d] = k.stride(d);
+    p.v_stride[d] = v.stride(d);
+  }
+  if (key_padding_mask) {
+    keep.mask = key_padding_mask->contiguous();
+    p.mask = keep.mask.data_ptr<bool>();
+  }
+  if (attn_bias) {
+    keep.bias = attn_bias->to(acc_type(q.scalar_type())).expand({s.batch, s.heads, s.q_len, s.kv_len});
+    p.bias = keep.bias.data_ptr();
+    for (int d = 0; d < 4; ++d) p.bias_stride[d] = keep.bias.stride(d);
+  }
+  p.batch = s.batch;
+  p.kv_batch = s.kv_batch;
+  p.q_len = s.q_len;
+  p.kv_len = s.kv_len;
+  p.heads = s.heads;
+  p.qk_dim = s.qk_dim;
+  p.v_dim = s.v_dim;
+  p.kv_group = s.kv_group;
+  p.causal = causal;
+  p.scale = scale;
+  return p;
+}
+
+std::tuple<at::Tensor, at::Tensor> new_fwd_outputs(const at::Tensor& q, const AttentionShape& s) {
+  return {new_output({s.batch, s.q_len, s.heads, s.v_dim}, q.options()),
+          new_output({s.batch, s.heads, s.q_len}, q.options().dtype(acc_type(q.scalar_type())))};
+}
+
+// Checks the backward's extra tensors and returns grad_out and out contiguous.
+std::tuple<at::Tensor, at::Tensor> check_bwd(const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& out,
+                                             const at::Tensor& lse, const AttentionShape& s) {
+  const std::vector<int64_t> out_shape{s.batch, s.q_len, s.heads, s.v_dim};
+  TORCH_CHECK_VALUE(grad_out.sizes() == out_shape && out.sizes() == out_shape, "attention_bwd: grad_out ",
+                    grad_out.sizes(), " and out ", out.sizes(), " must be ", at::IntArrayRef(out_shape));
+  TORCH_CHECK_VALUE(grad_out.scalar_type() == q.scalar_type() && out.scalar_type() == q.scalar_type(),
+                    "attention_bwd: grad_out and out must have q's dtype ", q.scalar_type());
+  TORCH_CHECK_VALUE(lse.sizes() == at::IntArrayRef({s.batch, s.heads, s.q_len}) &&
+                        lse.scalar_type() == acc_type(q.scalar_type()),
+                    "attention_bwd: lse must be [", s.batch, ", ", s.heads, ", ", s.q_len, "] of dtype ",
+                    acc_type(q.scalar_type()), ", got ", lse.sizes(), " ", lse.scalar_type());
+  TORCH_CHECK_VALUE(grad_out.device() == q.device() && out.device() == q.device() && lse.device() == q.device(),
+                    "attention_bwd: grad_out, out and lse must be on q's device ", q.device());
+  return {grad_out.contiguous(), out.contiguous()};
 }
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(pygen, Meta, m) { m.impl("attention_fwd", &attention_fwd_meta); }
-TORCH_LIBRARY_IMPL(pygen, CPU, m) { m.impl("attention_fwd", &attention_fwd_cpu); }
+std::tuple<at::Tensor, at::Tensor> attention_fwd_cpu(const at::Tensor& q, const at::Tensor& k,
+                                                     const at::Tensor& v,
+                                                     const std::optional<at::Tensor>& key_padding_mask,
+                                                     const std::optional<at::Tensor>& attn_bias,
+                                                     bool causal, double scale, int64_t kv_group) {
+  const auto s = check_attention(q, k, v, key_padding_mask, attn_bias, kv_group);
+  auto [out, lse] = new_fwd_outputs(q, s);
+  Inputs keep;
+  auto p = make_params(q, k, v, key_padding_mask, attn_bias, causal, scale, s, keep);
+  p.out = out.data_ptr();
+  p.lse = lse.data_ptr();
+  attention_fwd_cpu_kernel(p);
+  return {out, lse};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd_cpu(
+    const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+    const at::Tensor& out, const at::Tensor& lse, const std::optional<at::Tensor>& key_padding_mask,
+    const std::optional<at::Tensor>& attn_bias, bool causal, double scale, int64_t kv_group) {
+  const auto s = check_attention(q, k, v, key_padding_mask, attn_bias, kv_group);
+  auto [gout, outc] = check_bwd(grad_out, q, out, lse, s);
+  const auto lsec = lse.contiguous();
+  auto dq = new_output(q.sizes(), q.options());
+  auto dk = new_output(k.sizes(), k.options());
+  auto dv = new_output(v.sizes(), v.options());
+  Inputs keep;
+  AttentionBwdParams p{};
+  p.fwd = make_params(q, k, v, key_padding_mask, attn_bias, causal, scale, s, keep);
+  p.fwd.out = outc.data_ptr();
+  p.fwd.lse = lsec.data_ptr();
+  p.grad_out = gout.data_ptr();
+  p.grad_q = dq.data_ptr();
+  p.grad_k = dk.data_ptr();
+  p.grad_v = dv.data_ptr();
+  attention_bwd_cpu_kernel(p);
+  return {dq, dk, dv};
+}
+
+TORCH_LIBRARY_IMPL(pygen, CPU, m) {
+  m.impl("attention_fwd", &attention_fwd_cpu);
+  m.impl("attention_bwd", &attention_bwd_cpu);
+}
 
 }  // namespace pygen

@@ -1,4 +1,5 @@
-// Fused attention: argument checks shared by every device, and the per-device entry points.
+// Fused attention: argument checks shared by every device, and the per-device entry points
+// registered for the pygen::attention_fwd / attention_bwd operators (schemas in csrc/ops.cpp).
 #pragma once
 #include <ATen/ATen.h>
 
@@ -16,13 +17,15 @@ AttentionShape check_attention(const at::Tensor& q, const at::Tensor& k, const a
                                const std::optional<at::Tensor>& key_padding_mask,
                                const std::optional<at::Tensor>& attn_bias, int64_t kv_group);
 
-// attn_bias expanded to [B, H, Lq, Lk] (stride 0 on broadcast dims), in q's dtype or float.
-at::Tensor expand_bias(const at::Tensor& bias, const AttentionShape& s);
-
 std::tuple<at::Tensor, at::Tensor> attention_fwd_cpu(const at::Tensor& q, const at::Tensor& k,
                                                      const at::Tensor& v,
                                                      const std::optional<at::Tensor>& key_padding_mask,
                                                      const std::optional<at::Tensor>& attn_bias,
                                                      bool causal, double scale, int64_t kv_group);
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd_cpu(
+    const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+    const at::Tensor& out, const at::Tensor& lse, const std::optional<at::Tensor>& key_padding_mask,
+    const std::optional<at::Tensor>& attn_bias, bool causal, double scale, int64_t kv_group);
 
 }  // namespace pygen

@@ -1,4 +1,11 @@
-"""Generation: configuration, logits processors and the greedy / beam / sampling loops."""
+"""Generation: configuration, logits processors, the greedy / sampling / beam-search loops, streaming."""
+from .batching import generate_batches
 from .config import GenerationConfig
+from .mixin import GenerationMixin
+from .outputs import (GenerateBeamDecoderOnlyOutput, GenerateBeamEncoderDecoderOutput, GenerateDecoderOnlyOutput,
+                      GenerateEncoderDecoderOutput)
+from .streamers import BaseStreamer, TextIteratorStreamer, TextStreamer
 
-__all__ = ["GenerationConfig"]
+__all__ = ["BaseStreamer", "GenerateBeamDecoderOnlyOutput", "GenerateBeamEncoderDecoderOutput",
+           "GenerateDecoderOnlyOutput", "GenerateEncoderDecoderOutput", "GenerationConfig", "GenerationMixin",
+           "TextIteratorStreamer", "TextStreamer", "generate_batches"]

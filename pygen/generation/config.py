@@ -1,7 +1,10 @@
-"""``GenerationConfig``: generation defaults, read from and written to ``generation_config.json``.
+"""``GenerationConfig``: generation parameters, read from and written to ``generation_config.json``.
 
-Precedence when generating (as transformers): explicit ``generate()`` kwargs, then the model's
-``generation_config`` (from ``generation_config.json``, or derived from ``config.json``).
+Semantics follow transformers 5.23: every field defaults to ``None`` ("unset"); ``generate()``
+resolves a value by precedence: explicit ``generate()`` kwargs, then the ``generation_config=``
+argument, then ``model.generation_config`` (``generation_config.json``, or derived from
+``config.json`` for legacy checkpoints), then :data:`GLOBAL_DEFAULTS`. Whether ``max_length`` was
+set anywhere matters: when it was not, the default is 20 *new* tokens.
 """
 from __future__ import annotations
 
@@ -11,88 +14,158 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, GenerationError
 from ..hub import resolve
 
 GENERATION_CONFIG_NAME = "generation_config.json"
 
-DEFAULTS: dict[str, Any] = {
+# Fields pygen reads. All start unset (None).
+FIELDS = (
     # lengths
-    "max_length": 20,
-    "max_new_tokens": None,
-    "min_length": 0,
-    "min_new_tokens": None,
-    "early_stopping": False,
+    "max_length", "max_new_tokens", "min_length", "min_new_tokens", "early_stopping",
     # strategy
-    "do_sample": False,
-    "num_beams": 1,
-    "num_return_sequences": 1,
+    "do_sample", "num_beams", "num_return_sequences", "use_cache",
     # logits processing
-    "temperature": 1.0,
-    "top_k": 50,
-    "top_p": 1.0,
-    "repetition_penalty": 1.0,
-    "length_penalty": 1.0,
-    "no_repeat_ngram_size": 0,
-    "encoder_no_repeat_ngram_size": 0,
-    "bad_words_ids": None,
-    "forced_bos_token_id": None,
-    "forced_eos_token_id": None,
+    "temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size",
+    "encoder_no_repeat_ngram_size", "bad_words_ids", "forced_bos_token_id", "forced_eos_token_id",
     # special tokens
-    "bos_token_id": None,
-    "eos_token_id": None,
-    "pad_token_id": None,
-    "decoder_start_token_id": None,
+    "bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id",
     # outputs
-    "output_scores": False,
-    "output_logits": False,
-    "return_dict_in_generate": False,
-    "use_cache": True,
+    "output_scores", "output_logits", "return_dict_in_generate", "output_attentions", "output_hidden_states",
+)
+
+# transformers fields pygen does not implement: accepted in files while unset or neutral, rejected
+# by generate() otherwise (the value that means "off" is given).
+UNSUPPORTED = {
+    "max_time": None, "stop_strings": None, "typical_p": 1.0, "min_p": None, "top_h": None, "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0, "encoder_repetition_penalty": 1.0, "renormalize_logits": False,
+    "remove_invalid_values": False, "exponential_decay_length_penalty": None, "suppress_tokens": None,
+    "begin_suppress_tokens": None, "sequence_bias": None, "guidance_scale": 1.0, "token_healing": False,
+    "watermarking_config": None, "num_beam_groups": 1, "diversity_penalty": 0.0, "constraints": None,
+    "force_words_ids": None, "penalty_alpha": None, "dola_layers": None, "prompt_lookup_num_tokens": None,
+    "low_memory": None, "cache_implementation": None, "prefill_chunk_size": None,
 }
 
-# Fields an old-style config.json may carry that become generation defaults.
-_FROM_MODEL_CONFIG = [k for k in DEFAULTS if k not in ("output_scores", "output_logits", "return_dict_in_generate")]
+# Values used when a field is unset everywhere (transformers' model-agnostic defaults).
+GLOBAL_DEFAULTS: dict[str, Any] = {
+    "max_length": 20, "min_length": 0, "do_sample": False, "use_cache": True, "early_stopping": False,
+    "num_beams": 1, "temperature": 1.0, "top_k": 50, "top_p": 1.0, "repetition_penalty": 1.0,
+    "length_penalty": 1.0, "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0,
+    "num_return_sequences": 1, "output_scores": False, "output_logits": False, "return_dict_in_generate": False,
+}
+
+# Keys of a generation_config.json that describe the file, not generation.
+_METADATA = ("transformers_version", "_commit_hash", "_original_object_hash")
 
 
 class GenerationConfig:
-    """Holds generation parameters; unknown keys are kept (as transformers does)."""
+    """Generation parameters; unknown keys are kept as attributes (as transformers does)."""
 
     def __init__(self, **kwargs: Any):
-        for key, default in DEFAULTS.items():
-            setattr(self, key, kwargs.pop(key, copy.deepcopy(default)))
-        kwargs.pop("transformers_version", None)
-        kwargs.pop("_from_model_config", None)
+        for key in FIELDS:
+            setattr(self, key, kwargs.pop(key, None))
+        for key in _METADATA:
+            kwargs.pop(key, None)
+        self._from_model_config = bool(kwargs.pop("_from_model_config", False))
         for key, value in kwargs.items():
             setattr(self, key, value)
+        self.validate()
 
+    # ---- validation ---------------------------------------------------------------------
+    def validate(self) -> None:
+        """Reject values no generation can use (what transformers rejects, plus type errors)."""
+        def check_int(name: str, low: int) -> None:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise GenerationError(f"`{name}` must be an integer >= {low}, got {value!r}")
+
+        def check_float(name: str, ok, what: str) -> None:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value)):
+                raise GenerationError(f"`{name}` must be {what}, got {value!r}")
+
+        for name in ("max_length", "num_beams", "num_return_sequences", "max_new_tokens"):
+            check_int(name, 1)
+        for name in ("min_length", "min_new_tokens", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "top_k"):
+            check_int(name, 0)
+        check_float("temperature", lambda v: v > 0, "a float > 0 (use do_sample=False for greedy decoding)")
+        check_float("top_p", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
+        check_float("repetition_penalty", lambda v: v > 0, "a float > 0")
+        check_float("length_penalty", lambda v: v == v and abs(v) != float("inf"), "a finite float")
+        if self.early_stopping not in (None, True, False, "never"):
+            raise GenerationError(f"`early_stopping` must be True, False or 'never', got {self.early_stopping!r}")
+        for name in ("do_sample", "use_cache", "output_scores", "output_logits", "return_dict_in_generate"):
+            if getattr(self, name) not in (None, True, False):
+                raise GenerationError(f"`{name}` must be a bool, got {getattr(self, name)!r}")
+        for name in ("bos_token_id", "pad_token_id", "decoder_start_token_id", "forced_bos_token_id"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise GenerationError(f"`{name}` must be a non-negative integer, got {value!r}")
+        for name in ("eos_token_id", "forced_eos_token_id"):
+            token_ids(getattr(self, name), name)
+        if self.bad_words_ids is not None:
+            words = self.bad_words_ids
+            if (not isinstance(words, (list, tuple)) or not words
+                    or any(not isinstance(w, (list, tuple)) or not w for w in words)
+                    or any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for w in words for t in w)):
+                raise GenerationError(
+                    f"`bad_words_ids` must be a non-empty list of non-empty lists of token ids, got {words!r}")
+        beams, returned = self.num_beams or 1, self.num_return_sequences or 1
+        if returned > 1 and beams == 1 and not self.do_sample:
+            raise GenerationError(
+                f"greedy decoding returns one sequence per input; `num_return_sequences={returned}` needs "
+                "`num_beams` >= it or `do_sample=True`")
+        if beams > 1 and returned > beams:
+            raise GenerationError(f"`num_return_sequences` ({returned}) must be <= `num_beams` ({beams})")
+
+    # ---- dict views ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if not k.startswith("_")}
 
     def to_diff_dict(self) -> dict[str, Any]:
-        """Only the values that differ from the defaults (what transformers writes)."""
-        return {k: v for k, v in self.to_dict().items() if k not in DEFAULTS or DEFAULTS[k] != v}
+        """The values that are set (what transformers writes to ``generation_config.json``)."""
+        out = {k: v for k, v in self.to_dict().items() if v is not None}
+        if self._from_model_config:
+            out["_from_model_config"] = True
+        return out
 
-    def update(self, **kwargs: Any) -> dict[str, Any]:
-        """Set the known keys of ``kwargs``; return the ones that are not generation fields."""
+    def update(self, defaults_only: bool = False, allow_custom_entries: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """Set the fields named in ``kwargs``; return the entries that are not generation fields.
+
+        ``defaults_only`` only fills fields that are unset; ``allow_custom_entries`` also adds
+        attributes this config does not have yet.
+        """
         unused = {}
         for key, value in kwargs.items():
-            if key in DEFAULTS or hasattr(self, key):
-                setattr(self, key, value)
+            if key.startswith("_") or key in _METADATA:
+                continue
+            if hasattr(self, key):
+                if not defaults_only or getattr(self, key) is None:
+                    setattr(self, key, copy.deepcopy(value))
+            elif allow_custom_entries:
+                setattr(self, key, copy.deepcopy(value))
             else:
                 unused[key] = value
+        self.validate()
         return unused
 
     def copy(self) -> "GenerationConfig":
-        return GenerationConfig(**self.to_dict())
+        new = GenerationConfig(**self.to_dict())
+        new._from_model_config = self._from_model_config
+        return new
 
+    # ---- files --------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         path = Path(save_directory)
         path.mkdir(parents=True, exist_ok=True)
         (path / GENERATION_CONFIG_NAME).write_text(json.dumps(self.to_diff_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike) -> "GenerationConfig":
-        path = resolve(name_or_path) / GENERATION_CONFIG_NAME
+    def from_pretrained(cls, name_or_path: str | os.PathLike,
+                        config_file_name: str = GENERATION_CONFIG_NAME) -> "GenerationConfig":
+        """Read ``generation_config.json`` (or, with ``config_file_name="config.json"``, the generation
+        fields of a legacy model config)."""
+        path = resolve(name_or_path) / config_file_name
         if not path.is_file():
             raise ConfigError(f"missing {path}")
         try:
@@ -101,25 +174,51 @@ class GenerationConfig:
             raise ConfigError(f"{path} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a JSON object")
+        if config_file_name != GENERATION_CONFIG_NAME:
+            return cls.from_model_config(data)
         return cls(**data)
 
     @classmethod
+    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> "GenerationConfig":
+        return cls(**{**data, **kwargs})
+
+    @classmethod
     def from_model_config(cls, config) -> "GenerationConfig":
-        """Generation defaults carried by a model ``config`` (special tokens, legacy beam settings)."""
-        values = {}
-        for key in _FROM_MODEL_CONFIG:
-            value = getattr(config, key, None)
-            if value is not None and value != DEFAULTS[key]:
-                values[key] = value
-        decoder = getattr(config, "decoder", None)
-        if decoder is not None:  # EncoderDecoderConfig: special tokens may live on the decoder
-            for key in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"):
-                if values.get(key) is None and getattr(decoder, key, None) is not None:
-                    values[key] = getattr(decoder, key)
-        return cls(**values)
+        """The generation fields a model config (object or ``config.json`` dict) carries.
+
+        Only known generation fields are taken. Fields the outer config leaves unset are taken
+        from its decoder sub-config (``EncoderDecoderConfig.decoder``), as transformers does.
+        """
+        data = config if isinstance(config, dict) else config.to_dict()
+        decoder = data.get("decoder")
+        if decoder is not None and not isinstance(decoder, dict):
+            decoder = decoder.to_dict()
+        values = {k: data[k] for k in FIELDS if data.get(k) is not None}
+        for key in FIELDS:
+            if key not in values and isinstance(decoder, dict) and decoder.get(key) is not None:
+                values[key] = decoder[key]
+        generation_config = cls(**values)
+        generation_config._from_model_config = True
+        # transformers turns the dict output on when an output_* flag is on.
+        if generation_config.output_scores or generation_config.output_logits:
+            generation_config.return_dict_in_generate = True
+        return generation_config
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, GenerationConfig) and self.to_dict() == other.to_dict()
 
     def __repr__(self) -> str:
         return f"GenerationConfig {json.dumps(self.to_diff_dict(), indent=2, sort_keys=True)}"
+
+
+def token_ids(value: Any, name: str) -> list[int] | None:
+    """An id or list of ids (``eos_token_id`` may be either) as a list; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    if hasattr(value, "tolist"):  # tensors
+        value = value.tolist()
+    ids = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if (not isinstance(ids, (list, tuple)) or not ids
+            or any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in ids)):
+        raise GenerationError(f"`{name}` must be a non-negative token id or a non-empty list of them, got {value!r}")
+    return list(ids)

@@ -1,5 +1,287 @@
-"""``GenerationMixin``: ``generate()`` for every model implementing ``protocol.GenerationModel``."""
+"""``GenerationMixin``: ``generate()`` for every model implementing ``protocol.GenerationModel``.
+
+Arguments, defaults and precedence are transformers 5.23's: explicit kwargs, then
+``generation_config=``, then ``model.generation_config``, then the global defaults. Everything
+is validated on the host before the first forward; then the encoder runs once, the cache is
+allocated once for the whole generation, and one of the loops in :mod:`.search` runs.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+
+from ..errors import GenerationError, InputError
+from .config import GLOBAL_DEFAULTS, UNSUPPORTED, GenerationConfig, token_ids
+from .logits_process import LogitsProcessor
+from .outputs import (GenerateBeamDecoderOnlyOutput, GenerateBeamEncoderDecoderOutput, GenerateDecoderOnlyOutput,
+                      GenerateEncoderDecoderOutput)
+from .search import DecodeRun, beam_search, greedy_or_sample
+from .streamers import BaseStreamer
+
+logger = logging.getLogger("pygen")
+
+# generate() kwargs that are model inputs rather than generation parameters.
+_MODEL_INPUTS = ("input_ids", "attention_mask", "encoder_outputs", "decoder_input_ids")
 
 
 class GenerationMixin:
-    """Adds ``generate()``; the engine lives in this package (being written, see issue 6)."""
+    """Adds :meth:`generate` to a model that implements ``gen_encode``/``gen_new_cache``/``gen_step``."""
+
+    @torch.no_grad()
+    def generate(self, inputs: Optional[Tensor] = None, generation_config: Optional[GenerationConfig] = None,
+                 streamer: Optional[BaseStreamer] = None, generator: Optional[torch.Generator] = None,
+                 seed: Optional[int] = None, **kwargs: Any):
+        """Generate token ids (transformers' ``generate`` arguments, defaults and outputs).
+
+        Args:
+            inputs: ``[batch, len]`` token ids: the encoder input of an encoder-decoder model, the
+                prompt of a decoder-only one (left-padded when batched). Also accepted as ``input_ids=``.
+            generation_config: base parameters (default ``self.generation_config``); kwargs override it.
+            streamer: receives the prompt, then each new token (greedy and sampling only).
+            generator / seed: the random source of sampling (default: torch's global generator).
+            **kwargs: ``GenerationConfig`` fields (max_length, max_new_tokens, min_length,
+                min_new_tokens, num_beams, num_return_sequences, length_penalty, early_stopping,
+                no_repeat_ngram_size, encoder_no_repeat_ngram_size, repetition_penalty, bad_words_ids,
+                forced_bos_token_id, forced_eos_token_id, decoder_start_token_id, bos/eos/pad_token_id,
+                do_sample, temperature, top_k, top_p, output_scores, output_logits,
+                return_dict_in_generate) and model inputs: ``attention_mask``, ``encoder_outputs``
+                (encoder-decoder: skip the encoder), ``decoder_input_ids`` (decoder prompt).
+
+        Returns:
+            ``sequences`` ``[batch * num_return_sequences, length]`` (int64), or with
+            ``return_dict_in_generate=True`` a ``Generate*Output`` holding them and, on request,
+            ``scores``, ``logits``, ``sequences_scores`` and ``beam_indices``.
+        """
+        model_inputs = {k: kwargs.pop(k) for k in _MODEL_INPUTS if k in kwargs}
+        config, max_length_is_default = self._resolve_generation_config(generation_config, kwargs)
+        is_encoder_decoder = bool(getattr(self.config, "is_encoder_decoder", False))
+        if seed is not None:
+            if generator is not None:
+                raise GenerationError("pass either `seed` or `generator`, not both")
+            generator = torch.Generator(device=self.device).manual_seed(int(seed))
+
+        # ---- inputs ------------------------------------------------------------------------------
+        if inputs is not None and model_inputs.get("input_ids") is not None:
+            raise GenerationError("pass the prompt either as `inputs` or as `input_ids`, not both")
+        input_ids = inputs if inputs is not None else model_inputs.get("input_ids")
+        attention_mask = model_inputs.get("attention_mask")
+        encoder_hidden = _encoder_hidden_states(model_inputs.get("encoder_outputs"))
+        if not is_encoder_decoder and encoder_hidden is not None:
+            raise GenerationError(f"{type(self).__name__} is decoder-only: it takes no `encoder_outputs`")
+        if not is_encoder_decoder and model_inputs.get("decoder_input_ids") is not None:
+            raise GenerationError(f"{type(self).__name__} is decoder-only: pass the prompt as `input_ids`")
+        device = self.device
+        if input_ids is None and encoder_hidden is None:
+            if config.bos_token_id is None:
+                raise GenerationError("no `input_ids` were given and `bos_token_id` is not set to start from")
+            input_ids = torch.full((1, 1), config.bos_token_id, dtype=torch.long, device=device)
+        encoder_vocab, decoder_vocab = _vocab_sizes(self.config)
+        if input_ids is not None:
+            input_ids = _check_ids("input_ids", input_ids, encoder_vocab if is_encoder_decoder else decoder_vocab,
+                                   device)
+        batch = input_ids.shape[0] if input_ids is not None else encoder_hidden.shape[0]
+        if encoder_hidden is not None and input_ids is not None and encoder_hidden.shape[0] != batch:
+            raise InputError(f"encoder_outputs has batch {encoder_hidden.shape[0]}, input_ids {batch}")
+        if attention_mask is not None:
+            shape = input_ids.shape if input_ids is not None else encoder_hidden.shape[:2]
+            attention_mask = _check_mask(attention_mask, tuple(shape), device)
+
+        # ---- special tokens ----------------------------------------------------------------------
+        eos = token_ids(config.eos_token_id, "eos_token_id")
+        pad = config.pad_token_id
+        if pad is None and eos is not None:
+            pad = eos[0]
+        for name, value in (("eos_token_id", eos), ("pad_token_id", [pad] if pad is not None else None)):
+            if value is not None and any(t >= decoder_vocab for t in value):
+                raise GenerationError(f"`{name}` {value} is outside the decoder vocabulary [0, {decoder_vocab})")
+        if is_encoder_decoder:
+            start = config.decoder_start_token_id if config.decoder_start_token_id is not None else config.bos_token_id
+            if start is None:
+                raise GenerationError(
+                    "encoder-decoder generation needs `decoder_start_token_id` (or `bos_token_id`): the first "
+                    "token fed to the decoder. For bert2bert it is usually the [CLS] id; set "
+                    "`model.generation_config.decoder_start_token_id` or pass it to generate()")
+            if not 0 <= start < decoder_vocab:
+                raise GenerationError(f"`decoder_start_token_id` {start} is outside the vocabulary [0, {decoder_vocab})")
+            prompt = torch.full((batch, 1), start, dtype=torch.long, device=device)
+            decoder_input_ids = model_inputs.get("decoder_input_ids")
+            if decoder_input_ids is not None:
+                decoder_input_ids = _check_ids("decoder_input_ids", decoder_input_ids, decoder_vocab, device)
+                if decoder_input_ids.shape[0] != batch:
+                    raise InputError(f"decoder_input_ids has batch {decoder_input_ids.shape[0]}, inputs {batch}")
+                prompt = decoder_input_ids
+                if (decoder_input_ids[:, 0] != start).all():  # transformers prepends the start token then
+                    prompt = torch.cat([torch.full((batch, 1), start, dtype=torch.long, device=device), prompt], 1)
+        else:
+            prompt = input_ids
+            if attention_mask is None and pad is not None and not (eos and pad in eos):
+                attention_mask = (prompt != pad).long()  # padding can be told from the ids
+            if attention_mask is not None and batch > 1 and not bool(attention_mask[:, -1].all()):
+                logger.warning("a decoder-only model got right-padded prompts; pad on the left "
+                               "(tokenizer padding_side='left') for correct results")
+            if attention_mask is not None and bool(attention_mask.all()):
+                attention_mask = None  # no padding: nothing to mask
+
+        # ---- lengths -----------------------------------------------------------------------------
+        prompt_len = prompt.shape[1]
+        if config.max_new_tokens is not None:
+            config.max_length = config.max_new_tokens + prompt_len
+        elif max_length_is_default:  # 20 new tokens, within the position table
+            config.max_length = config.max_length + prompt_len
+            max_positions = getattr(self.config, "max_position_embeddings", None)
+            if isinstance(max_positions, int):
+                config.max_length = min(config.max_length, max_positions)
+        if config.min_new_tokens is not None:
+            config.min_length = config.min_new_tokens + prompt_len
+        if prompt_len >= config.max_length:
+            name = "decoder_input_ids" if is_encoder_decoder else "input_ids"
+            raise GenerationError(f"{name} already has {prompt_len} tokens but `max_length` is {config.max_length}: "
+                                  "increase `max_length` or set `max_new_tokens`")
+        if config.min_length > config.max_length:
+            warnings.warn(f"`min_length` ({config.min_length}) is larger than `max_length` ({config.max_length}): "
+                          "generation stops at max_length", UserWarning)
+
+        # ---- strategy ----------------------------------------------------------------------------
+        beams, returned = config.num_beams, config.num_return_sequences
+        if streamer is not None and beams > 1:
+            raise GenerationError("`streamer` cannot be used with beam search; set num_beams=1")
+        if generator is not None and not config.do_sample:
+            raise GenerationError("`generator`/`seed` only apply to sampling; set do_sample=True")
+        expand = max(beams, returned)
+        source_ids = input_ids if input_ids is not None and not bool((input_ids < 0).any()) else None
+        if config.encoder_no_repeat_ngram_size and source_ids is None:
+            warnings.warn("`encoder_no_repeat_ngram_size` needs `input_ids`; ignoring it", UserWarning)
+        penalty_start = None
+        if attention_mask is not None and not is_encoder_decoder:
+            penalty_start = (attention_mask != 0).int().argmax(dim=1).long().repeat_interleave(expand)
+        processor = LogitsProcessor(config, vocab_size=decoder_vocab, prompt_len=prompt_len, eos=eos, device=device,
+                                    source_ids=source_ids, penalty_start=penalty_start)
+
+        # ---- encoder and cache -------------------------------------------------------------------
+        cross_mask = None
+        if is_encoder_decoder:
+            if encoder_hidden is None:
+                encoder_hidden = self.gen_encode(input_ids, attention_mask)
+            cross_mask = attention_mask
+        cache = self.gen_new_cache(encoder_hidden, cross_mask, batch * expand, expand, config.max_length)
+        prompt = prompt.repeat_interleave(expand, dim=0)
+        decoder_mask = None if is_encoder_decoder or attention_mask is None else \
+            attention_mask.repeat_interleave(expand, dim=0)
+        run = DecodeRun(model=self, cache=cache, prompt=prompt, attention_mask=decoder_mask, processor=processor,
+                        max_length=config.max_length,
+                        eos=torch.tensor(eos, dtype=torch.long, device=device) if eos else None, pad_token_id=pad,
+                        output_scores=bool(config.return_dict_in_generate and config.output_scores),
+                        output_logits=bool(config.return_dict_in_generate and config.output_logits))
+        warpers = None
+        if config.do_sample:
+            keep = (len(eos) + 1 if eos else 2) if beams > 1 else 1
+            warpers = dict(temperature=float(config.temperature), top_k=config.top_k, top_p=float(config.top_p),
+                           min_tokens_to_keep=keep)
+
+        # ---- decode ------------------------------------------------------------------------------
+        if beams > 1:
+            sequences, seq_scores, scores, logits, beam_indices = beam_search(
+                run, num_beams=beams, num_return_sequences=returned, length_penalty=float(config.length_penalty),
+                early_stopping=config.early_stopping, do_sample=bool(config.do_sample), warpers=warpers,
+                generator=generator)
+            if not config.return_dict_in_generate:
+                return sequences
+            cls = GenerateBeamEncoderDecoderOutput if is_encoder_decoder else GenerateBeamDecoderOnlyOutput
+            return cls(sequences=sequences, sequences_scores=seq_scores if config.output_scores else None,
+                       scores=tuple(scores) or None, logits=tuple(logits) or None, beam_indices=beam_indices)
+        if streamer is not None:
+            streamer.put(prompt.cpu())
+        sequences, scores, logits = greedy_or_sample(run, do_sample=bool(config.do_sample), warpers=warpers,
+                                                     generator=generator, streamer=streamer)
+        if streamer is not None:
+            streamer.end()
+        if not config.return_dict_in_generate:
+            return sequences
+        cls = GenerateEncoderDecoderOutput if is_encoder_decoder else GenerateDecoderOnlyOutput
+        return cls(sequences=sequences, scores=tuple(scores) or None, logits=tuple(logits) or None)
+
+    def _resolve_generation_config(self, generation_config: Optional[GenerationConfig],
+                                   kwargs: dict[str, Any]) -> tuple[GenerationConfig, bool]:
+        """Merge kwargs > ``generation_config`` > ``self.generation_config`` > global defaults; also
+        say whether ``max_length`` was left unset everywhere."""
+        if generation_config is not None and not isinstance(generation_config, GenerationConfig):
+            raise GenerationError(f"`generation_config` must be a GenerationConfig, got "
+                                  f"{type(generation_config).__name__}")
+        model_config = getattr(self, "generation_config", None) or GenerationConfig()
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}  # None means "not given"
+        max_length_is_default = (
+            "max_length" not in kwargs and (generation_config is None or generation_config.max_length is None)
+            and model_config.max_length is None)
+        config = generation_config.copy() if generation_config is not None else GenerationConfig()
+        config.update(defaults_only=True, allow_custom_entries=True, **model_config.to_dict())
+        config.update(defaults_only=True, **GLOBAL_DEFAULTS)
+        unknown = config.update(**kwargs)
+        if unknown:
+            raise GenerationError(f"generate() got arguments it does not use: {sorted(unknown)} (note: typos in "
+                                  "generation arguments also show up here)")
+        for name, off in UNSUPPORTED.items():
+            if getattr(config, name, off) not in (off, None):
+                raise GenerationError(f"pygen does not implement `{name}` (got {getattr(config, name)!r})")
+        for name in ("output_attentions", "output_hidden_states"):
+            if getattr(config, name) and name in kwargs:
+                raise GenerationError(f"pygen's generate() does not return `{name.removeprefix('output_')}`")
+        return config, max_length_is_default
+
+
+def _vocab_sizes(config) -> tuple[int, int]:
+    """(encoder input vocabulary, decoder output vocabulary) of a model config."""
+    encoder = getattr(config, "encoder", None)
+    decoder = getattr(config, "decoder", None)
+    return ((encoder if encoder is not None else config).vocab_size,
+            (decoder if decoder is not None else config).vocab_size)
+
+
+def _encoder_hidden_states(encoder_outputs: Any) -> Optional[Tensor]:
+    """``encoder_outputs`` as transformers accepts them: an output object, a dict, a tuple, or a tensor."""
+    if encoder_outputs is None:
+        return None
+    if isinstance(encoder_outputs, Tensor):
+        hidden = encoder_outputs
+    elif isinstance(encoder_outputs, dict) and "last_hidden_state" in encoder_outputs:
+        hidden = encoder_outputs["last_hidden_state"]
+    elif getattr(encoder_outputs, "last_hidden_state", None) is not None:
+        hidden = encoder_outputs.last_hidden_state
+    elif isinstance(encoder_outputs, (tuple, list)) and encoder_outputs:
+        hidden = encoder_outputs[0]
+    else:
+        raise InputError(f"encoder_outputs must hold the encoder's last hidden state, got "
+                         f"{type(encoder_outputs).__name__}")
+    if not isinstance(hidden, Tensor) or hidden.dim() != 3 or hidden.shape[0] == 0:
+        raise InputError("encoder_outputs' last hidden state must be a [batch >= 1, len, hidden] tensor")
+    return hidden
+
+
+def _check_ids(name: str, ids: Any, vocab_size: int, device: torch.device) -> Tensor:
+    if not isinstance(ids, Tensor):
+        raise InputError(f"`{name}` must be a torch.Tensor of token ids, got {type(ids).__name__}")
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise InputError(f"`{name}` must hold integer token ids, got dtype {ids.dtype}")
+    if ids.dim() != 2:
+        raise InputError(f"`{name}` must be [batch, length], got shape {list(ids.shape)}")
+    if ids.shape[0] == 0:
+        raise InputError(f"`{name}` is an empty batch")
+    if ids.shape[1] == 0:
+        raise InputError(f"`{name}` has no tokens")
+    ids = ids.to(device=device, dtype=torch.long)
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab_size:
+        raise InputError(f"`{name}` holds ids outside the vocabulary [0, {vocab_size}): "
+                         f"{low if low < 0 else high}")
+    return ids
+
+
+def _check_mask(mask: Any, shape: tuple[int, int], device: torch.device) -> Tensor:
+    if not isinstance(mask, Tensor) or tuple(mask.shape) != shape:
+        got = list(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+        raise InputError(f"`attention_mask` must be a tensor of shape {list(shape)} (1 = token, 0 = padding), "
+                         f"got {got}")
+    return mask.to(device)

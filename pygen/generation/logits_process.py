@@ -1,0 +1,102 @@
+"""The logits processors ``generate()`` applies, built once per call from a resolved config.
+
+:class:`LogitsProcessor` holds everything on the device and, per step, only decides on the host
+which length-dependent processors are active (min-length EOS ban, forced BOS/EOS); the work is
+one fused kernel (:func:`pygen.ops.logits_process`). Sampling warpers (:func:`warp`) are the same
+torch ops transformers runs, so sorted-order ties and cumulative sums agree exactly.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .. import ops
+from ..errors import GenerationError
+
+
+class LogitsProcessor:
+    """transformers' processor list for one ``generate()`` call, in transformers' order:
+    repetition penalty, no-repeat n-grams, encoder no-repeat n-grams, bad words, min length /
+    min new tokens, forced BOS, forced EOS."""
+
+    def __init__(self, config, *, vocab_size: int, prompt_len: int, eos: Optional[list[int]], device: torch.device,
+                 source_ids: Optional[Tensor] = None, penalty_start: Optional[Tensor] = None):
+        def ids_tensor(values):
+            return torch.tensor(values, dtype=torch.long, device=device)
+
+        def check_ids(name, values):
+            bad = [t for t in values if not 0 <= t < vocab_size]
+            if bad:
+                raise GenerationError(f"`{name}` holds ids outside the vocabulary [0, {vocab_size}): {bad}")
+
+        self.vocab_size = vocab_size
+        self.prompt_len = prompt_len
+        self.max_length = config.max_length
+        self.repetition_penalty = float(config.repetition_penalty)
+        self.penalty_start = penalty_start if self.repetition_penalty != 1.0 else None
+        self.no_repeat_ngram_size = config.no_repeat_ngram_size
+        self.encoder_no_repeat_ngram_size = config.encoder_no_repeat_ngram_size if source_ids is not None else 0
+        self.source_ids = source_ids if self.encoder_no_repeat_ngram_size > 0 else None
+        self.bad_words = self.bad_word_offsets = None
+        if config.bad_words_ids is not None:
+            # A bad word that is just an EOS token is dropped (transformers does the same).
+            words = [list(w) for w in config.bad_words_ids if not (len(w) == 1 and eos and w[0] in eos)]
+            check_ids("bad_words_ids", [t for w in words for t in w])
+            if words:
+                offsets = [0]
+                for word in words:
+                    offsets.append(offsets[-1] + len(word))
+                self.bad_words = ids_tensor([t for w in words for t in w])
+                self.bad_word_offsets = ids_tensor(offsets)
+        # min_length / min_new_tokens ban every EOS id until reached (and only act when EOS is known).
+        self.eos = ids_tensor(eos) if eos else None
+        self.min_length = config.min_length or 0
+        self.min_new_tokens = config.min_new_tokens or 0
+        self.forced_bos = self.forced_eos = None
+        if config.forced_bos_token_id is not None:
+            check_ids("forced_bos_token_id", [config.forced_bos_token_id])
+            self.forced_bos = ids_tensor([config.forced_bos_token_id])
+        if config.forced_eos_token_id is not None:
+            forced = config.forced_eos_token_id
+            forced = [forced] if isinstance(forced, int) else list(forced)
+            check_ids("forced_eos_token_id", forced)
+            self.forced_eos = ids_tensor(forced)
+
+    def __call__(self, logits: Tensor, input_ids: Tensor, log_softmax: bool = False) -> Tensor:
+        """Processed float32 scores ``[rows, vocab]`` for the sequences ``input_ids`` ``[rows, cur_len]``."""
+        cur_len = input_ids.shape[1]
+        banned = None
+        if self.eos is not None and (cur_len < self.min_length or cur_len - self.prompt_len < self.min_new_tokens):
+            banned = self.eos
+        forced = None
+        if self.forced_eos is not None and cur_len == self.max_length - 1:
+            forced = self.forced_eos
+        elif self.forced_bos is not None and cur_len == 1:
+            forced = self.forced_bos
+        return ops.logits_process(
+            logits, input_ids, log_softmax=log_softmax, repetition_penalty=self.repetition_penalty,
+            penalty_start=self.penalty_start, no_repeat_ngram_size=self.no_repeat_ngram_size,
+            source_ids=self.source_ids, encoder_no_repeat_ngram_size=self.encoder_no_repeat_ngram_size,
+            bad_words=self.bad_words, bad_word_offsets=self.bad_word_offsets, banned=banned, forced=forced)
+
+
+def warp(scores: Tensor, *, temperature: float = 1.0, top_k: Optional[int] = None, top_p: float = 1.0,
+         min_tokens_to_keep: int = 1) -> Tensor:
+    """Sampling warpers (temperature, then top-k, then top-p), exactly as transformers applies them."""
+    filter_value = float("-inf")
+    if temperature != 1.0:
+        scores = scores / temperature
+    if top_k:
+        k = min(max(top_k, min_tokens_to_keep), scores.shape[-1])
+        threshold = torch.topk(scores, k)[0][..., -1, None]
+        scores = scores.masked_fill(scores < threshold, filter_value)
+    if top_p < 1.0:
+        # Drop the smallest tokens whose cumulative probability stays within 1 - top_p.
+        sorted_scores, sorted_ids = torch.sort(scores, descending=False)
+        cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+        remove = cumulative <= (1 - top_p)
+        remove[..., -min_tokens_to_keep:] = False
+        scores = scores.masked_fill(remove.scatter(1, sorted_ids, remove), filter_value)
+    return scores
