@@ -312,15 +312,18 @@ def test_demo_quick_then_generate_with_the_saved_model(tmp_path, inputs, capsys)
     assert len(out.splitlines()) == len(TEXTS)
 
 
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert all(command in out for command in ("generate", "fill-mask", "info", "bench", "demo"))
+
+
 def test_console_script(bart_dir):
     exe = shutil.which("pygen")
     if exe is None:
         pytest.skip("the pygen console script is not installed")
     done = subprocess.run([exe, "info", str(bart_dir)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "family: bart" in done.stdout
-    done = subprocess.run([exe, "generate", "--model", str(bart_dir / "nope")], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 2 and done.stderr.startswith("pygen: error:") and "Traceback" not in done.stderr
-    done = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and all(c in done.stdout for c in ("generate", "fill-mask", "info", "bench", "demo"))
+    assert "family: bart" in done.stdout and "class: BartForConditionalGeneration" in done.stdout
