@@ -47,6 +47,9 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "tokenizer_class": None,
 }
 
+# num_labels becomes a dict of that many default names: refuse counts no head could have.
+_MAX_LABELS = 2**20
+
 # Keys transformers writes that carry no model meaning.
 _IGNORED_KEYS = {"transformers_version", "_name_or_path", "_commit_hash", "_attn_implementation_autoset",
                  "_attn_implementation", "torch_dtype", "model_type", "use_return_dict"}
@@ -147,8 +150,9 @@ class PretrainedConfig:
     @num_labels.setter
     def num_labels(self, num_labels: int) -> None:
         # As transformers: the count is stored as default label names, not as a field.
-        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 0:
-            raise ConfigError(f"{type(self).__name__}.num_labels must be a non-negative int, got {num_labels!r}")
+        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or not 0 <= num_labels <= _MAX_LABELS:
+            raise ConfigError(f"{type(self).__name__}.num_labels must be an int in [0, {_MAX_LABELS}], "
+                              f"got {num_labels!r}")
         if self.id2label is None or len(self.id2label) != num_labels:
             self.id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
             self.label2id = {label: i for i, label in self.id2label.items()}

@@ -317,6 +317,8 @@ CONFIG_FILE_CORRUPTIONS = {
     "id2label keys not ints": (lambda data: data.update(id2label={"first": "a"}), "id2label"),
     "num_labels a string": (lambda data: [data.pop("id2label"), data.pop("label2id"), data.update(num_labels="3")],
                             "num_labels"),
+    "num_labels huge": (lambda data: [data.pop("id2label"), data.pop("label2id"), data.update(num_labels=2**40)],
+                        "num_labels"),
     "key named like a method": (lambda data: data.update(to_dict=1), "to_dict"),
     "key named like the validator": (lambda data: data.update(_validate=0), "_validate"),
     "key named __class__": (lambda data: data.update(__class__="BartConfig"), "__class__"),

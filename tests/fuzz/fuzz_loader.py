@@ -37,6 +37,7 @@ import os
 import random
 import resource
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -407,6 +408,7 @@ def mutate_directory(seed_dir: Path, work_dir: Path, ch: Chooser) -> list[str]:
 
 # from_pretrained is skipped when a mutated config asks for a big model (memory on shared machines).
 MAX_SIZE_PRODUCT = 2**22
+ITERATION_SECONDS = 60.0  # one iteration loads three times; longer is a hang (a finding)
 _SIZE_WORDS = ("vocab", "hidden_size", "d_model", "d_latents", "num_latents", "ffn", "intermediate", "layers",
                "blocks", "attends", "position", "channels", "widening")
 
@@ -469,15 +471,37 @@ def load_everything(directory: Path, model_class: type) -> list[str]:
 
 
 class Finding(Exception):
-    """A loader raised something other than a pygen error."""
+    """A loader raised something other than a pygen error, or hung."""
 
 
-def fuzz_one(seeds: dict[str, Path], work_dir: Path, ch: Chooser) -> tuple[str, list[str]]:
+class Hang(BaseException):
+    """Raised by the iteration timer (a BaseException, so no loader's ``except Exception`` eats it)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise :class:`Hang` in the block after ``seconds`` (main thread only)."""
+    def expire(signum, frame):
+        raise Hang(f"one load took over {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def fuzz_one(seeds: dict[str, Path], work_dir: Path, ch: Chooser,
+             seconds: Optional[float] = None) -> tuple[str, list[str]]:
+    """Mutate one seed and load it; ``seconds`` bounds the loading (libFuzzer has its own -timeout)."""
     family = ch.pick(sorted(seeds))
     done = mutate_directory(seeds[family], work_dir, ch)
     try:
-        load_everything(work_dir, FAMILIES[family])
-    except Exception as exc:  # noqa: BLE001 - anything but a PygenError is a finding
+        with time_limit(seconds) if seconds else contextlib.nullcontext():
+            load_everything(work_dir, FAMILIES[family])
+    except (Exception, Hang) as exc:  # noqa: BLE001 - anything but a PygenError is a finding
         raise Finding(f"{family}: {'; '.join(done)}: {type(exc).__name__}: {exc}") from exc
     return family, done
 
@@ -515,7 +539,7 @@ def run_random(seeds, work_dir: Path, findings: Path, iterations: int, seconds: 
     while count < iterations and time.monotonic() - start < seconds:
         ch = RandomChooser(random.Random(rng.getrandbits(64)))
         try:
-            family, _ = fuzz_one(seeds, work_dir, ch)
+            family, _ = fuzz_one(seeds, work_dir, ch, ITERATION_SECONDS)
             stats[family] = stats.get(family, 0) + 1
         except Finding as finding:
             found += 1
