@@ -17,17 +17,13 @@
 
 namespace pygen {
 
-// 32-byte vectors; one register on AVX2, two on SSE2/NEON.
-template <typename T>
+template <typename T, int Bytes>
 struct VecOf {
-  typedef T type __attribute__((vector_size(32)));
+  typedef T type __attribute__((vector_size(Bytes)));
 };
 
-// The baseline copy passes 32-byte vectors between its own inline helpers; the ABI note GCC
-// prints for that concerns only calls across translation units, and there are none.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 namespace cpu_base {
+constexpr int kVecBytes = 16;  // SSE2 / NEON registers
 #include "attention_cpu_impl.h"
 }  // namespace cpu_base
 
@@ -39,6 +35,7 @@ namespace cpu_base {
 #pragma GCC target("avx2,fma")
 #endif
 namespace cpu_avx2 {
+constexpr int kVecBytes = 32;
 #include "attention_cpu_impl.h"
 }  // namespace cpu_avx2
 #if defined(__clang__)

@@ -1,7 +1,8 @@
 // CPU attention kernel bodies. Written once with GCC/Clang vector extensions and compiled twice
 // by attention_cpu.cpp, inside namespace cpu_base (baseline ISA) and cpu_avx2 (AVX2+FMA, chosen
 // at run time), hence no include guard. Needs attention_params.h, ATen/Parallel.h, c10 Half and
-// BFloat16, <algorithm>, <cmath>, <cstring>, <limits>, <vector> and VecOf<T> included first.
+// BFloat16, <algorithm>, <cmath>, <cstring>, <limits>, <vector> and VecOf<T, bytes> first, and
+// the including namespace defines kVecBytes (the vector width of its ISA).
 //
 // Layout of the work: the query rows of one (kv batch, head) pair are the kv_group * q_len rows
 // of the beams that share its keys (see AttentionParams), so shared keys are read once.
@@ -13,9 +14,9 @@
 //  - backward: one task per (kv batch, head), recomputing P from the saved log-sum-exp.
 
 template <typename T>
-using Vec = typename VecOf<T>::type;
+using Vec = typename VecOf<T, kVecBytes>::type;
 template <typename T>
-constexpr int kLanes = int(32 / sizeof(T));
+constexpr int kLanes = int(kVecBytes / sizeof(T));
 
 constexpr int64_t kBQ = 96;  // query rows per prefill task (16 x the 6-row register tile)
 constexpr int64_t kBK = 96;  // keys per tile
@@ -58,7 +59,7 @@ inline V vmax(V a, V b) {
 // polynomial (truncation error ~5e-9), times 2^n built in the exponent bits. x < -87 (and -inf)
 // gives 0, which also keeps 2^n a normal number.
 inline Vec<float> exp_nonpos(Vec<float> x) {
-  typedef int32_t VecI __attribute__((vector_size(32)));
+  typedef int32_t VecI __attribute__((vector_size(kVecBytes)));
   const Vec<float> magic = vbcast(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   const Vec<float> t = x * 1.44269504088896341f + magic;
   const Vec<float> n = t - magic;

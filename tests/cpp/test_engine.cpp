@@ -283,7 +283,8 @@ void test_threads(const pygen::Model& model) {
             const size_t job = (k + t) % (inputs.size() * options.size());  // threads interleave differently
             const size_t i = job / options.size(), o = job % options.size();
             const auto got = model.generate(inputs[i], options[o]);
-            if (got.sequences != expected[{i, o}].sequences || got.scores != expected[{i, o}].scores) {
+            const auto& want = expected.at({i, o});
+            if (got.sequences != want.sequences || got.scores != want.scores) {
               failures[t] = "thread " + std::to_string(t) + " differs on input " + std::to_string(i) + " options " +
                             std::to_string(o);
               return;
