@@ -31,9 +31,25 @@ def cuda_wanted(torch):
     return available
 
 
+def cuda_toolkit_root():
+    """The CUDA toolkit nvcc belongs to (torch may guess /usr/local when nvcc is a wrapper script there)."""
+    from torch.utils import cpp_extension
+
+    cands = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), cpp_extension.CUDA_HOME, "/usr/local/cuda"]
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        cands.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
+    for root in cands:
+        if root and os.path.isfile(os.path.join(root, "include", "crt", "host_defines.h")):
+            return root
+    return None
+
+
 def cuda_header_dirs():
-    """Headers (cublas_v2.h, cusparse.h) that ATen's CUDA headers need, shipped by the pip CUDA wheels."""
-    dirs = []
+    """The toolkit's headers (for the C++ files that include ATen's CUDA headers), then the headers
+    (cublas_v2.h, cusparse.h) that ATen's CUDA headers need, shipped by the pip CUDA wheels."""
+    root = cuda_toolkit_root()
+    dirs = [os.path.join(root, "include")] if root else []
     for sp in site.getsitepackages() + [site.getusersitepackages()]:
         for sub in ("nvidia/cu13/include", "nvidia/cu12/include"):
             if os.path.isdir(os.path.join(sp, sub)):
@@ -56,7 +72,9 @@ def extensions():
     defines = ["-DPYGEN_WITH_CUDA", f'-DPYGEN_CUDA_ARCHS="{archs}"']
     sources += sorted(glob.glob("csrc/kernels/*.cu"))
     nvcc = ["-O3", "--use_fast_math", "-lineinfo", "--expt-relaxed-constexpr"] + defines
-    ext = CUDAExtension("pygen._C", sources, include_dirs=cuda_header_dirs(),
+    root = cuda_toolkit_root()
+    lib_dirs = [d for d in ([os.path.join(root, "lib64"), os.path.join(root, "lib")] if root else []) if os.path.isdir(d)]
+    ext = CUDAExtension("pygen._C", sources, include_dirs=cuda_header_dirs(), library_dirs=lib_dirs,
                         extra_compile_args={"cxx": cxx + defines, "nvcc": nvcc})
     return [ext], True
 

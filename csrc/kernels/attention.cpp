@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <string>
 
 #include "attention_params.h"
 
@@ -207,5 +208,70 @@ TORCH_LIBRARY_IMPL(pygen, CPU, m) {
   m.impl("attention_fwd", &attention_fwd_cpu);
   m.impl("attention_bwd", &attention_bwd_cpu);
 }
+
+#ifdef PYGEN_WITH_CUDA
+// CUDA entries: the same checks and outputs as on the CPU; kernels run on the current stream of
+// q's device (attention_cuda.cu plans them, and refuses shapes it cannot run before any launch).
+std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(const at::Tensor& q, const at::Tensor& k,
+                                                      const at::Tensor& v,
+                                                      const std::optional<at::Tensor>& key_padding_mask,
+                                                      const std::optional<at::Tensor>& attn_bias,
+                                                      bool causal, double scale, int64_t kv_group) {
+  const auto s = check_attention(q, k, v, key_padding_mask, attn_bias, kv_group);
+  TORCH_CHECK_VALUE(q.is_cuda(), "attention: CUDA kernel called with q on ", q.device());
+  const c10::cuda::CUDAGuard guard(q.device());
+  auto [out, lse] = new_fwd_outputs(q, s);
+  Inputs keep;
+  auto p = make_params(q, k, v, key_padding_mask, attn_bias, causal, scale, s, keep);
+  p.out = out.data_ptr();
+  p.lse = lse.data_ptr();
+  AttnCudaFwdPlan plan;
+  const std::string err = plan_attention_fwd_cuda(p, plan);
+  TORCH_CHECK_VALUE(err.empty(), err);
+  at::Tensor workspace;
+  if (plan.workspace_bytes)
+    workspace = at::empty({int64_t(plan.workspace_bytes)}, q.options().dtype(at::kByte));
+  C10_CUDA_CHECK(launch_attention_fwd_cuda(p, plan, workspace.defined() ? workspace.data_ptr() : nullptr,
+                                           at::cuda::getCurrentCUDAStream()));
+  return {out, lse};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd_cuda(
+    const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+    const at::Tensor& out, const at::Tensor& lse, const std::optional<at::Tensor>& key_padding_mask,
+    const std::optional<at::Tensor>& attn_bias, bool causal, double scale, int64_t kv_group) {
+  const auto s = check_attention(q, k, v, key_padding_mask, attn_bias, kv_group);
+  TORCH_CHECK_VALUE(q.is_cuda(), "attention_bwd: CUDA kernel called with q on ", q.device());
+  auto [gout, outc] = check_bwd(grad_out, q, out, lse, s);
+  const c10::cuda::CUDAGuard guard(q.device());
+  const auto lsec = lse.contiguous();
+  auto dq = new_output(q.sizes(), q.options());
+  auto dk = new_output(k.sizes(), k.options());
+  auto dv = new_output(v.sizes(), v.options());
+  Inputs keep;
+  AttentionBwdParams p{};
+  p.fwd = make_params(q, k, v, key_padding_mask, attn_bias, causal, scale, s, keep);
+  p.fwd.out = outc.data_ptr();
+  p.fwd.lse = lsec.data_ptr();
+  p.grad_out = gout.data_ptr();
+  p.grad_q = dq.data_ptr();
+  p.grad_k = dk.data_ptr();
+  p.grad_v = dv.data_ptr();
+  AttnCudaBwdPlan plan;
+  const std::string err = plan_attention_bwd_cuda(p, plan);
+  TORCH_CHECK_VALUE(err.empty(), err);
+  at::Tensor workspace;
+  if (plan.workspace_bytes)
+    workspace = at::empty({int64_t(plan.workspace_bytes)}, q.options().dtype(at::kByte));
+  C10_CUDA_CHECK(launch_attention_bwd_cuda(p, plan, workspace.defined() ? workspace.data_ptr() : nullptr,
+                                           at::cuda::getCurrentCUDAStream()));
+  return {dq, dk, dv};
+}
+
+TORCH_LIBRARY_IMPL(pygen, CUDA, m) {
+  m.impl("attention_fwd", &attention_fwd_cuda);
+  m.impl("attention_bwd", &attention_bwd_cuda);
+}
+#endif
 
 }  // namespace pygen
