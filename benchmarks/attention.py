@@ -17,6 +17,7 @@ not timed).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -74,14 +75,17 @@ def decode_case(batch, beams, h, lk, d, cross, device="cpu", dtype=torch.float32
     return ours, sdpa
 
 
+CLOCK = time.perf_counter  # --clock cpu: time.process_time
+
+
 def timed(fn, device):
     if device == "cuda":
         torch.cuda.synchronize()
-    t = time.perf_counter()
+    t = CLOCK()
     fn()
     if device == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - t
+    return CLOCK() - t
 
 
 def compare(name, ours, sdpa, reps, device):
@@ -106,13 +110,23 @@ def main():
     ap.add_argument("--reps", type=int, default=0, help="repetitions per case (default: 15 prefill, 200 decode)")
     ap.add_argument("--only", choices=["prefill", "decode"], default=None)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall: elapsed time; cpu: CPU time of this process (all its threads), which other "
+                         "processes on a busy machine disturb much less (CPU only; use with --threads 1 to "
+                         "compare with wall times)")
     args = ap.parse_args()
+    global CLOCK
+    if args.clock == "cpu":
+        if args.device != "cpu":
+            ap.error("--clock cpu times CPU work only")
+        CLOCK = time.process_time
     if args.threads:
         torch.set_num_threads(args.threads)
     dev, dt = args.device, getattr(torch, args.dtype)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {dev}, {args.dtype}, "
-          f"pygen kernels: {pygen.build_info()['cpu_kernels'] if dev == 'cpu' else pygen.build_info()['cuda_kernels']}")
+          f"pygen kernels: {pygen.build_info()['cpu_kernels'] if dev == 'cpu' else pygen.build_info()['cuda_kernels']}, "
+          f"{args.clock} clock, 1-min load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print("| case | pygen ms | SDPA ms | speedup | rel. diff |")
     print("|---|---|---|---|---|")
     if args.only != "decode":
@@ -133,6 +147,7 @@ def main():
                     kind = "cross, kv_group=4" if cross else "self, cache view"
                     name = f"decode {kind}: batch {batch} x 4 beams, H=16 D=64, kv {lk}"
                     compare(name, *decode_case(batch, 4, 16, lk, 64, cross, device=dev, dtype=dt), reps, dev)
+    print(f"1-min load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
