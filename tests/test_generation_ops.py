@@ -111,7 +111,9 @@ def test_logits_process_strided_half_and_errors():
 
 
 @pytest.mark.parametrize("batch,beams,k", [(1, 1, 2), (3, 4, 8), (2, 5, 15), (4, 2, 6)])
-def test_beam_topk_matches_stable_sort(batch, beams, k):
+def test_beam_topk_matches_torch_topk(batch, beams, k):
+    """Ties included: the CPU kernel returns torch.topk's order of equal values (transformers ranks
+    beams with torch.topk), not index order."""
     gen = torch.Generator().manual_seed(batch * 10 + beams)
     scores = torch.log_softmax(torch.randn(batch * beams, 33, generator=gen), -1)
     scores[0, 3:9] = scores[0, 2]  # ties within a row
@@ -121,8 +123,35 @@ def test_beam_topk_matches_stable_sort(batch, beams, k):
     values, ids = ops.beam_topk(scores, running, k)
     ref_values, ref_ids = bs.beam_topk_reference(scores, running, k)
     assert torch.equal(values, ref_values) and torch.equal(ids, ref_ids)
-    torch_values = torch.topk((scores.view(batch, beams, -1) + running[:, :, None]).view(batch, -1), k)[0]
-    assert torch.equal(values, torch_values)
+    torch_values, torch_ids = torch.topk((scores.view(batch, beams, -1) + running[:, :, None]).view(batch, -1), k)
+    assert torch.equal(values, torch_values) and torch.equal(ids, torch_ids)
+
+
+@pytest.mark.parametrize("vocab", [7, 50, 300])  # both of torch.topk's CPU algorithms (k * 64 <= n or not)
+def test_beam_ops_rank_ties_like_torch_topk(vocab):
+    """Scores drawn from a handful of values (plus -inf), so nearly every selection has ties."""
+    batch, beams, max_length, prompt_len = 3, 3, 9, 1
+    gen = torch.Generator().manual_seed(vocab)
+    prompt = torch.randint(3, vocab, (batch * beams, prompt_len), generator=gen)
+    eos = torch.tensor([0, 1])
+    ours, ref = new_state(batch, beams, max_length, prompt), new_state(batch, beams, max_length, prompt)
+    keep = 3 * beams
+    index_order = False  # torch.topk ranked some tie other than by index (else the test shows nothing)
+    for cur_len in range(prompt_len, max_length):
+        log_probs = -torch.randint(0, 3, (batch * beams, vocab), generator=gen).float()
+        log_probs[torch.rand(log_probs.shape, generator=gen) < 0.3] = float("-inf")
+        values, ids = ops.beam_topk(log_probs, ours[1], keep)
+        ref_values, ref_ids = torch.topk((log_probs.view(batch, beams, -1) + ref[1][:, :, None]).view(batch, -1), keep)
+        assert torch.equal(values, ref_values) and torch.equal(ids, ref_ids), cur_len
+        total = (log_probs.view(batch, beams, -1) + ref[1][:, :, None]).view(batch, -1)
+        index_order |= not torch.equal(ref_ids, torch.sort(total, dim=1, descending=True, stable=True)[1][:, :keep])
+        bs.beam_update_reference(ref_values, ref_ids, *ref, eos, vocab, cur_len, 1.0, 0)
+        ops.beam_update_(values, ids, ours, eos, vocab, cur_len, 1.0, False)
+        for i, (a, b) in enumerate(zip(ours, ref)):
+            assert torch.equal(a, b), f"step {cur_len}: state[{i}] differs"
+        if bool(ref[-1]):
+            break
+    assert index_order
 
 
 def new_state(batch, beams, max_length, prompt, fill=1):

@@ -1,5 +1,6 @@
 // CPU generation kernels: logits processors (one row per task), beam top-k (per-row partial
 // top-k, then a per-item merge), beam bookkeeping (one batch item per task), KV-cache reorder.
+// Every selection returns what torch.topk returns on CPU, ties in torch's order.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -16,12 +17,36 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// The order torch.topk(largest=True) ranks values in (NaN first), ties broken by the lower index.
+// A strict order on (value, index): larger values first (NaN first), ties by the lower index.
+// Used to find candidates fast; where equal values would decide the result, the selection is
+// redone with torch_topk_order below.
 inline bool ranks_before(float a, int64_t ia, float b, int64_t ib) {
   const bool a_nan = a != a, b_nan = b != b;
   if (a_nan != b_nan) return a_nan;
   if (!a_nan && a != b) return a > b;
   return ia < ib;
+}
+
+// torch.topk(x, k) (largest, sorted) on CPU, ties included: ATen ranks (value, index) pairs by
+// value alone (NaN first) with std::partial_sort when k * 64 <= n, else std::nth_element at k - 1
+// then std::sort of the first k - 1 (ATen's TopKImpl.h). Equal values come out in the order these
+// algorithms leave them, which is not index order. transformers' beam search selects with
+// torch.topk, so this is what keeps ties (several forced EOS ids, -inf or -1e9 scores) identical.
+// On return queue[0, k) holds the top k.
+using Ranked = std::pair<float, int64_t>;
+
+inline bool topk_before(const Ranked& x, const Ranked& y) {
+  return (x.first != x.first && y.first == y.first) || x.first > y.first;
+}
+
+void torch_topk_order(std::vector<Ranked>& queue, int64_t k) {
+  const int64_t n = int64_t(queue.size());
+  if (k * 64 <= n) {
+    std::partial_sort(queue.begin(), queue.begin() + k, queue.end(), topk_before);
+  } else {
+    std::nth_element(queue.begin(), queue.begin() + k - 1, queue.end(), topk_before);
+    std::sort(queue.begin(), queue.begin() + k - 1, topk_before);
+  }
 }
 
 // Bans of one row: tokens to set to -inf, collected then applied (out-of-vocab ids ignored).
@@ -122,7 +147,10 @@ std::tuple<at::Tensor, at::Tensor> beam_topk_cpu(const at::Tensor& scores, const
                                                  int64_t k) {
   check_beam_topk(scores, beam_scores, k);
   const int64_t batch = beam_scores.size(0), beams = beam_scores.size(1), vocab = scores.size(1);
-  const int64_t row_k = std::min(k, vocab);  // the item's top k lies in the union of its rows' top k
+  // The item's top k + 1 lies in the union of its rows' top k + 1. When those k + 1 values are
+  // distinct, every exact top-k agrees; otherwise the item is redone as torch.topk ranks ties.
+  const int64_t row_k = std::min(k + 1, vocab);
+  const int64_t merge_k = std::min(k + 1, beams * row_k);
   std::vector<float> row_val(batch * beams * row_k);
   std::vector<int64_t> row_idx(batch * beams * row_k);
   const float* base = scores.data_ptr<float>();
@@ -160,16 +188,33 @@ std::tuple<at::Tensor, at::Tensor> beam_topk_cpu(const at::Tensor& scores, const
   int64_t* out_idx = indices.data_ptr<int64_t>();
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> order(beams * row_k);
+    std::vector<Ranked> queue;
     for (int64_t b = begin; b < end; ++b) {
       const float* val = row_val.data() + b * beams * row_k;
       const int64_t* idx = row_idx.data() + b * beams * row_k;
       std::iota(order.begin(), order.end(), 0);
-      std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t x, int64_t y) {
+      std::partial_sort(order.begin(), order.begin() + merge_k, order.end(), [&](int64_t x, int64_t y) {
         return ranks_before(val[x], idx[x], val[y], idx[y]);
       });
+      bool distinct = true;  // strictly decreasing, no NaN (a NaN compares false)
+      for (int64_t i = 0; i + 1 < merge_k && distinct; ++i) distinct = val[order[i]] > val[order[i + 1]];
+      if (distinct) {
+        for (int64_t i = 0; i < k; ++i) {
+          out_val[b * k + i] = val[order[i]];
+          out_idx[b * k + i] = idx[order[i]];
+        }
+        continue;
+      }
+      queue.resize(beams * vocab);
+      for (int64_t j = 0; j < beams; ++j) {
+        const float* row = base + (b * beams + j) * scores.stride(0);
+        const float add = beam_score[b * beams + j];
+        for (int64_t v = 0; v < vocab; ++v) queue[j * vocab + v] = {row[v] + add, j * vocab + v};
+      }
+      torch_topk_order(queue, k);
       for (int64_t i = 0; i < k; ++i) {
-        out_val[b * k + i] = val[order[i]];
-        out_idx[b * k + i] = idx[order[i]];
+        out_val[b * k + i] = queue[i].first;
+        out_idx[b * k + i] = queue[i].second;
       }
     }
   });
@@ -195,7 +240,8 @@ void beam_update_cpu(const at::Tensor& cand_scores, const at::Tensor& cand_ids, 
   std::vector<char> all_finished(s.batch), all_hit(s.batch);
 
   at::parallel_for(0, s.batch, 1, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> parent(k_all), token(k_all), order(k_all), merged(nb + k_all);
+    std::vector<int64_t> parent(k_all), token(k_all), order(nb), merged(nb);
+    std::vector<Ranked> queue;
     std::vector<char> hit(k_all), did(k_all);
     std::vector<float> run_score(k_all), fin_score(k_all), merged_score(nb + k_all);
     std::vector<int64_t> old_run(nb * seq_copy), old_fin(nb * seq_copy);
@@ -234,20 +280,21 @@ void beam_update_cpu(const at::Tensor& cand_scores, const at::Tensor& cand_ids, 
         f += did[k] ? 0.0f : kBeamPenalty;
         fin_score[k] = f;
       }
-      std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
-        return ranks_before(run_score[x], x, run_score[y], y);
-      });
+      // Next running beams and finished hypotheses: torch.topk's picks, as transformers takes them.
+      queue.resize(k_all);
+      for (int64_t k = 0; k < k_all; ++k) queue[k] = {run_score[k], k};
+      torch_topk_order(queue, nb);
+      for (int64_t j = 0; j < nb; ++j) order[j] = queue[j].second;
       for (int64_t j = 0; j < nb; ++j) {
         merged_score[j] = fin_sc[j];
         old_fin_score[j] = fin_sc[j];
         old_fin_flag[j] = fin[j];
       }
       for (int64_t k = 0; k < k_all; ++k) merged_score[nb + k] = fin_score[k];
-      std::iota(merged.begin(), merged.end(), 0);
-      std::stable_sort(merged.begin(), merged.end(), [&](int64_t x, int64_t y) {
-        return ranks_before(merged_score[x], x, merged_score[y], y);
-      });
+      queue.resize(nb + k_all);
+      for (int64_t m = 0; m < nb + k_all; ++m) queue[m] = {merged_score[m], m};
+      torch_topk_order(queue, nb);
+      for (int64_t j = 0; j < nb; ++j) merged[j] = queue[j].second;
       // Snapshot the rows the new ones are built from (both sets are permuted in place).
       for (int64_t j = 0; j < nb; ++j) {
         std::memcpy(&old_run[j * seq_copy], run_seq + j * len, sizeof(int64_t) * cur_len);

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GenerationError, InputError
-from .config import GLOBAL_DEFAULTS, UNSUPPORTED, GenerationConfig, token_ids
+from .config import FIELDS, GLOBAL_DEFAULTS, UNSUPPORTED, GenerationConfig, token_ids
 from .logits_process import LogitsProcessor
 from .outputs import (GenerateBeamDecoderOnlyOutput, GenerateBeamEncoderDecoderOutput, GenerateDecoderOnlyOutput,
                       GenerateEncoderDecoderOutput)
@@ -26,6 +26,14 @@ logger = logging.getLogger("pygen")
 
 # generate() kwargs that are model inputs rather than generation parameters.
 _MODEL_INPUTS = ("input_ids", "attention_mask", "encoder_outputs", "decoder_input_ids")
+
+# What transformers does with ``generate(field=None)`` for fields that have a global default: the
+# processor or option is off. (None for max_length, num_beams, num_return_sequences,
+# length_penalty or use_cache fails in transformers; pygen keeps the resolved value.)
+_NONE_MEANS = {"min_length": 0, "early_stopping": False, "do_sample": False, "temperature": 1.0, "top_k": 0,
+               "top_p": 1.0, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+               "encoder_no_repeat_ngram_size": 0, "output_scores": False, "output_logits": False,
+               "return_dict_in_generate": False}
 
 
 class GenerationMixin:
@@ -212,7 +220,10 @@ class GenerationMixin:
             raise GenerationError(f"`generation_config` must be a GenerationConfig, got "
                                   f"{type(generation_config).__name__}")
         model_config = getattr(self, "generation_config", None) or GenerationConfig()
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}  # None means "not given"
+        # An explicit None unsets a field, as in transformers (forced_eos_token_id=None turns the
+        # model's forced EOS off); fields no generation runs without keep their resolved value.
+        unset = [k for k, v in kwargs.items() if v is None and k in FIELDS]
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
         max_length_is_default = (
             "max_length" not in kwargs and (generation_config is None or generation_config.max_length is None)
             and model_config.max_length is None)
@@ -220,6 +231,11 @@ class GenerationMixin:
         config.update(defaults_only=True, allow_custom_entries=True, **model_config.to_dict())
         config.update(defaults_only=True, **GLOBAL_DEFAULTS)
         unknown = config.update(**kwargs)
+        for name in unset:
+            if name not in GLOBAL_DEFAULTS:
+                setattr(config, name, None)
+            elif name in _NONE_MEANS:
+                setattr(config, name, _NONE_MEANS[name])
         if unknown:
             raise GenerationError(f"generate() got arguments it does not use: {sorted(unknown)} (note: typos in "
                                   "generation arguments also show up here)")

@@ -3,7 +3,10 @@ Python entry points and their pure-torch references.
 
 The references spell out transformers 5.23's semantics (``generation/logits_process.py`` and the
 vectorised ``_beam_search`` of ``generation/utils.py``) in plain torch ops; the compiled kernels
-must reproduce them. Ranking ties are broken by the lower index everywhere.
+must reproduce them. Every ranking is torch.topk's, as in transformers: on CPU the kernels
+reproduce its order of equal values too (ATen's std::partial_sort / std::nth_element order, not
+index order); the CUDA kernels break ties by the lower index, which may differ from torch.topk
+on CUDA when scores tie exactly (several forced EOS ids, -inf or -1e9 scores).
 """
 from __future__ import annotations
 
@@ -106,7 +109,7 @@ def logits_process_reference(logits, input_ids, log_softmax=False, repetition_pe
 def beam_topk(scores: Tensor, beam_scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Top ``k`` of ``scores[b * nb + j, v] + beam_scores[b, j]`` over each item's ``nb x vocab``.
 
-    Returns values ``[B, k]`` (float32, descending; ties: lower flat index first) and flat ids
+    Returns values ``[B, k]`` (float32, descending; ties as torch.topk orders them) and flat ids
     ``j * vocab + v`` ``[B, k]`` int64.
     """
     if not has_kernels(scores.device):
@@ -121,8 +124,7 @@ def beam_topk(scores: Tensor, beam_scores: Tensor, k: int) -> tuple[Tensor, Tens
 def beam_topk_reference(scores: Tensor, beam_scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
     batch, beams = beam_scores.shape
     total = (scores.view(batch, beams, -1) + beam_scores[:, :, None]).reshape(batch, -1)
-    values, ids = torch.sort(total, dim=1, descending=True, stable=True)
-    return values[:, :k].contiguous(), ids[:, :k].contiguous()
+    return torch.topk(total, k)
 
 
 def beam_update_(cand_scores: Tensor, cand_ids: Tensor, state: Sequence[Tensor], eos_ids: Optional[Tensor],
@@ -165,7 +167,7 @@ def beam_update_reference(cand_scores, cand_ids, running_seqs, running_scores, r
     cand_beams[:, :, cur_len - prompt_len] = (rows * beams + parent).int()
     # Next running beams: the best candidates that did not stop.
     run_scores = cand_scores + hit.float() * _PENALTY
-    pick = torch.sort(run_scores, dim=1, descending=True, stable=True).indices[:, :beams]
+    pick = torch.topk(run_scores, beams).indices
     # Finished hypotheses: merge the stopped candidates among the first `beams` into the kept ones.
     did_finish = hit.clone()
     did_finish[:, beams:] = False
@@ -175,7 +177,7 @@ def beam_update_reference(cand_scores, cand_ids, running_seqs, running_scores, r
     fin_scores += (~undone[:, None]).float() * _PENALTY
     fin_scores += (~did_finish).float() * _PENALTY
     merged_scores = torch.cat([seq_scores, fin_scores], dim=1)
-    keep = torch.sort(merged_scores, dim=1, descending=True, stable=True).indices[:, :beams]
+    keep = torch.topk(merged_scores, beams).indices
     new_seqs = torch.cat([seqs, cand_seqs], dim=1)[rows, keep]
     new_beams = torch.cat([seq_beams, cand_beams], dim=1)[rows, keep]
     new_finished = torch.cat([finished, did_finish], dim=1)[rows, keep]
