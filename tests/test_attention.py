@@ -720,16 +720,8 @@ def _compile_inputs(g, device, lq, lk):
     return [t.detach().clone().requires_grad_() for t in (q, k, v)], mask, bias
 
 
-_DYNAMIC_SCALE_BUG = (
-    "ops/attention.py attention(): under torch.compile(dynamic=True) every float scale (scale=None: "
-    "q.shape[-1] ** -0.5; an explicit one such as the models' self.scaling, a closure or a global) is traced "
-    "as a SymFloat, and math.isfinite() on it is a graph break, so fullgraph=True raises Unsupported. Static "
-    "shapes and automatic / mark_dynamic dynamic shapes compile.")
-
-
 @pytest.mark.parametrize("scale", [0.3, None])
-@pytest.mark.parametrize("mode", ["static", "mark_dynamic", pytest.param(
-    "dynamic=True", marks=pytest.mark.xfail(strict=True, reason=_DYNAMIC_SCALE_BUG))])
+@pytest.mark.parametrize("mode", ["static", "mark_dynamic", "dynamic=True"])
 @pytest.mark.parametrize("device", DEVICES)
 def test_torch_compile_fullgraph(device, mode, scale):
     """torch.compile(fullgraph=True) of a function calling the op: same forward and gradients as
@@ -758,7 +750,6 @@ def test_torch_compile_fullgraph(device, mode, scale):
 
 
 # ---- bad input ---------------------------------------------------------------------------------
-_PY_ENTRY = "ops/attention.py attention(): "
 BAD_INPUTS = {
     # name: (substrings the message must contain, call(q, k, v, mask, bias) with valid q [2, 5, 2, 8],
     #        k, v [2, 7, 2, 8], mask [2, 7], bias [2, 2, 5, 7])
@@ -809,16 +800,7 @@ BAD_INPUTS = {
     "scale as str": (["scale"], lambda q, k, v, m, b: attention(q, k, v, scale="0.5")),
     "kv_group float": (["kv_group"], lambda q, k, v, m, b: attention(q, k, v, kv_group=1.5)),
 }
-BAD_INPUT_BUGS = {
-    "mask as list": _PY_ENTRY + "key_padding_mask.dtype on a list: AttributeError, not InputError",
-    "mask as str": _PY_ENTRY + "key_padding_mask.dtype on a str: AttributeError, not InputError",
-    "scale as str": _PY_ENTRY + "math.isfinite('0.5'): TypeError, not InputError",
-    "qk dim 0": _PY_ENTRY + "scale default 0 ** -0.5: ZeroDivisionError, not InputError",
-}
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=[pytest.mark.xfail(strict=True, reason=BAD_INPUT_BUGS[c])]
-                                               if c in BAD_INPUT_BUGS else []) for c in BAD_INPUTS])
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_raises_input_error(case):
     needles, call = BAD_INPUTS[case]
     g = torch.Generator().manual_seed(41)

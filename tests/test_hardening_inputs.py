@@ -56,7 +56,6 @@ _MIXIN_LENGTH = ("mixin.py generate does not check max_length against max_positi
                  "fails mid-decode (or not, if EOS comes first) without naming max_new_tokens / max_length")
 _MIXIN_ENCODER = "mixin.py _encoder_hidden_states checks neither the hidden size nor the device of encoder_outputs"
 _SAMPLE_NAN = "search.py greedy_or_sample: torch.multinomial on NaN probabilities raises RuntimeError"
-_ATTENTION = "ops/attention.py attention(): "
 KNOWN_BUGS = {
     ("forward", "bart", "too long"): "bart.py _check_positions: the message names 'the input', not input_ids",
     ("forward", "bart", "decoder too long"): "bart.py _check_positions: the message names 'the decoder input'",
@@ -80,12 +79,6 @@ KNOWN_BUGS = {
     ("generate", "bart", "encoder_outputs wrong width"): _MIXIN_ENCODER + " (RuntimeError from F.linear)",
     ("generate", "bert2bert", "encoder_outputs wrong width"): "bert.py gen_new_cache: message names "
                                                               "encoder_hidden_states, not encoder_outputs",
-    ("attention", "q as list"): _ATTENTION + "q.dim() on a list: AttributeError",
-    ("attention", "mask as list"): _ATTENTION + "key_padding_mask.dtype on a list: AttributeError",
-    ("attention", "scale as str"): _ATTENTION + "math.isfinite('1'): TypeError",
-    ("attention", "zero head dim"): _ATTENTION + "0 ** -0.5: ZeroDivisionError",
-    ("attention", "dropout_p > 1"): _ATTENTION + "dropout_p is not range-checked (runs, output scaled by -1)",
-    ("attention", "dropout_p < 0"): _ATTENTION + "dropout_p is not range-checked",
 }
 for _family in ("bert2bert", "bert_generation"):
     KNOWN_BUGS.update({

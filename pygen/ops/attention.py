@@ -50,7 +50,7 @@ def attention_reference(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optio
     probs = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # all-masked rows -> 0
     if dropout_p > 0.0:
         keep = torch.rand(probs.shape, device=probs.device, generator=generator) >= dropout_p
-        probs = probs * keep / (1.0 - dropout_p)
+        probs = probs * keep / (1.0 - dropout_p) if dropout_p < 1.0 else torch.zeros_like(probs)
     return torch.matmul(probs.to(vt.dtype), vt).transpose(1, 2).contiguous()
 
 
@@ -76,10 +76,20 @@ def attention(q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Optional[Ten
     The compiled kernels serve every call except dropout, an ``attn_bias`` that requires grad,
     and devices without kernels; those run :func:`attention_reference`.
     """
+    for name, t in (("q", q), ("k", k), ("v", v), ("key_padding_mask", key_padding_mask), ("attn_bias", attn_bias)):
+        if t is not None and not isinstance(t, Tensor):
+            raise InputError(f"attention: {name} must be a torch.Tensor, got {type(t).__name__}")
     if scale is None:
+        if q.dim() == 4 and q.shape[-1] == 0:
+            raise InputError(f"attention: head dims must be positive, got q {tuple(q.shape)}")
         scale = q.shape[-1] ** -0.5 if q.dim() == 4 else 1.0
-    if not math.isfinite(scale):
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, torch.SymInt, torch.SymFloat)):
+        raise InputError(f"attention: scale must be a float, got {type(scale).__name__}")
+    # Under torch.compile the scale may be symbolic, and testing it would break the graph.
+    if not torch.compiler.is_compiling() and not math.isfinite(scale):
         raise InputError(f"attention: scale must be finite, got {scale}")
+    if not 0.0 <= dropout_p <= 1.0:
+        raise InputError(f"attention: dropout_p must be in [0, 1], got {dropout_p}")
     if key_padding_mask is not None and key_padding_mask.dtype != torch.bool:
         key_padding_mask = key_padding_mask != 0
     bias_grad = attn_bias is not None and attn_bias.requires_grad and torch.is_grad_enabled()
