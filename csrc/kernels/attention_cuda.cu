@@ -65,12 +65,13 @@ std::string plan_attention_fwd_cuda(const AttentionParams& p, AttnCudaFwdPlan& p
   const auto cands = chunk_candidates(p.qk_dim);
 
   if (R <= kDecodeRows) {
+    plan.rd = R <= 1 ? 1 : (R <= 4 ? 4 : kDecodeRows);
     // Decode: the first chunk width within the budget, else the first that fits at all.
     for (const size_t limit : {std::min(kSmemBudget, dev.smem_optin), dev.smem_optin}) {
       for (const int64_t dc : cands) {
         set_chunk(p, plan, dc);
         plan.ldq = plan.nchunks * plan.dcp;
-        const size_t smem = decode_smem_elems<float>(plan.ldq, plan.dcp, plan.dvc) * acc;
+        const size_t smem = decode_smem_bytes(plan.rd, plan.ldq, plan.dcp, plan.dvc, acc);
         if (smem <= limit) {
           plan.kind = AttnCudaFwdPlan::kDecode;
           plan.smem = smem;

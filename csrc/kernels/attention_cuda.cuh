@@ -160,24 +160,33 @@ __device__ __forceinline__ void stage_rows_q(const AttentionParams& p, typename 
   }
 }
 
-// rows keys [j0, j0 + nk) of a [*, len, heads, dim] tensor, dims [c0, c0 + cw), into dst
-// (kBK rows of stride ld, dims up to width); everything else zero. Keys the padding mask hides
-// are zero too, so no value of a masked key ever enters arithmetic.
+// Keys [j0, j0 + nk) of one (kv batch, head) of a [*, len, heads, dim] tensor (`base` points at
+// key 0 of it, `row_stride` between keys), dims [c0, c0 + cw), into dst: kBK rows of stride ld,
+// `width` dims each; everything else zero. Keys the padding mask hides (`mrow` = the mask row of
+// the kv batch, or null) are zero too, so no value of a masked key ever enters arithmetic.
+// Threads tid of nthreads cooperate; loads go out in batches of 8 so several are in flight.
 template <typename T>
-__device__ __forceinline__ void stage_tile(const T* base, const int64_t* stride, const bool* mask, int64_t kb,
-                                           int64_t h, int64_t kv_len, int64_t j0, int nk, int64_t c0, int cw,
-                                           typename AccOf<T>::type* dst, int ld, int width) {
+__device__ __forceinline__ void stage_tile(const T* base, int64_t row_stride, const bool* mrow, int64_t j0, int nk,
+                                           int64_t c0, int cw, typename AccOf<T>::type* dst, int ld, int width,
+                                           int tid, int nthreads) {
   using A = typename AccOf<T>::type;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  for (int jj = warp; jj < kBK; jj += kWarps) {
-    A* row = dst + jj * ld;
-    const int64_t j = j0 + jj;
-    if (jj < nk && (mask == nullptr || mask[kb * kv_len + j])) {
-      const T* src = base + kb * stride[0] + j * stride[1] + h * stride[2] + c0;
-      for (int x = lane; x < width; x += 32) row[x] = x < cw ? Cvt<T>::to(src[x]) : A(0);
-    } else {
-      for (int x = lane; x < width; x += 32) row[x] = A(0);
+  constexpr int kBatch = 8;
+  const unsigned total = unsigned(kBK) * unsigned(width);
+  for (unsigned e0 = 0; e0 < total; e0 += kBatch * unsigned(nthreads)) {
+    A buf[kBatch];
+    unsigned row[kBatch], col[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const unsigned e = e0 + unsigned(u * nthreads + tid);
+      row[u] = e / unsigned(width);
+      col[u] = e - row[u] * unsigned(width);
+      const bool ok = e < total && row[u] < unsigned(nk) && col[u] < unsigned(cw) &&
+                      (mrow == nullptr || mrow[j0 + row[u]]);
+      buf[u] = ok ? Cvt<T>::to(base[(j0 + row[u]) * row_stride + c0 + col[u]]) : A(0);
     }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u)
+      if (row[u] < unsigned(kBK)) dst[row[u] * ld + col[u]] = buf[u];
   }
 }
 
@@ -219,6 +228,9 @@ __global__ void __launch_bounds__(kThreads) fwd_rows_kernel(const AttentionParam
     const int64_t rl = min64(r0 + kBQ, R) - 1;
     const int64_t imax = (r0 / p.q_len != rl / p.q_len) ? p.q_len - 1 : rl % p.q_len;
     const int64_t kend = key_end(p, imax);
+    const T* k_pair = static_cast<const T*>(p.k) + kb * p.k_stride[0] + h * p.k_stride[2];
+    const T* v_pair = static_cast<const T*>(p.v) + kb * p.v_stride[0] + h * p.v_stride[2];
+    const bool* mrow = p.mask ? p.mask + kb * p.kv_len : nullptr;
 
     A m[RW], l[RW], o[RW][NV];
 #pragma unroll
@@ -246,11 +258,8 @@ __global__ void __launch_bounds__(kThreads) fwd_rows_kernel(const AttentionParam
         const int cw = int(min64(plan.dc, p.qk_dim - c0));
         if (c > 0) __syncthreads();  // the previous chunk is read
         if (plan.nchunks > 1) stage_rows_q<T>(p, q_s, ldq, kb, h, r0, R, c0, cw, plan.dcp);
-        stage_tile<T>(static_cast<const T*>(p.k), p.k_stride, p.mask, kb, h, p.kv_len, j0, nk, c0, cw, k_s, ldk,
-                      plan.dcp);
-        if (c == 0)
-          stage_tile<T>(static_cast<const T*>(p.v), p.v_stride, p.mask, kb, h, p.kv_len, j0, nk, x0, dvw, v_s, ldv,
-                        plan.dvc);
+        stage_tile<T>(k_pair, p.k_stride[1], mrow, j0, nk, c0, cw, k_s, ldk, plan.dcp, threadIdx.x, kThreads);
+        if (c == 0) stage_tile<T>(v_pair, p.v_stride[1], mrow, j0, nk, x0, dvw, v_s, ldv, plan.dvc, threadIdx.x, kThreads);
         __syncthreads();
         const A* kr = k_s + lane * ldk;
         const A* qw = q_s + warp * RW * ldq;
@@ -333,22 +342,19 @@ __global__ void __launch_bounds__(kThreads) fwd_rows_kernel(const AttentionParam
 // Decode: all (<= 8) rows of a pair in one block, warps on interleaved 32-key tiles of one KV
 // split, merged in shared memory; partials of several splits merged by fwd_combine_kernel.
 
-template <typename A>
-struct DecodeSmem {
-  A *q, *k, *p, *m, *l, *o;
-};
-
-template <typename A>
-__host__ __device__ __forceinline__ size_t decode_smem_elems(int ldq, int dcp, int dvc) {
-  return size_t(kDecodeRows) * ldq + size_t(kWarps) * kBK * k_stride(dcp) + size_t(kWarps) * kDecodeRows * kBK +
-         2 * size_t(kWarps) * kDecodeRows + size_t(kWarps) * kDecodeRows * dvc;
+// Shared memory of the decode kernel: per-row key ends and bias offsets (int64), then Q (rd rows),
+// the warps' K tiles, their P rows, and the merge buffers (m, l, O per warp and row).
+inline size_t decode_smem_bytes(int rd, int ldq, int dcp, int dvc, size_t acc) {
+  return 2 * size_t(rd) * sizeof(int64_t) +
+         (size_t(rd) * ldq + size_t(kWarps) * kBK * k_stride(dcp) + size_t(kWarps) * rd * kBK +
+          2 * size_t(kWarps) * rd + size_t(kWarps) * rd * dvc) * acc;
 }
 
-template <typename T, int NV>
+// RD: rows per pair the kernel is compiled for (1, 4 or 8; the call's rows R <= RD).
+template <typename T, int NV, int RD>
 __global__ void __launch_bounds__(kThreads) fwd_decode_kernel(const AttentionParams p, const AttnCudaFwdPlan plan,
                                                                 typename AccOf<T>::type* ws) {
   using A = typename AccOf<T>::type;
-  constexpr int RD = kDecodeRows;
   const T* __restrict__ Q = static_cast<const T*>(p.q);
   const T* __restrict__ K = static_cast<const T*>(p.k);
   const T* __restrict__ V = static_cast<const T*>(p.v);
@@ -357,14 +363,16 @@ __global__ void __launch_bounds__(kThreads) fwd_decode_kernel(const AttentionPar
   A* __restrict__ lse = static_cast<A*>(p.lse);
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int ldq = plan.ldq, ldk = k_stride(plan.dcp), dvc = plan.dvc;
-  A* q_s = reinterpret_cast<A*>(smem_raw);
+  int64_t* kend_s = reinterpret_cast<int64_t*>(smem_raw);  // end of the keys row r sees
+  int64_t* boff_s = kend_s + RD;                            // bias offset of row r
+  A* q_s = reinterpret_cast<A*>(boff_s + RD);
   A* k_s = q_s + RD * ldq;
   A* p_s = k_s + kWarps * kBK * ldk;
   A* m_s = p_s + kWarps * RD * kBK;
   A* l_s = m_s + kWarps * RD;
   A* o_s = l_s + kWarps * RD;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int R = int(p.kv_group * p.q_len);  // <= kDecodeRows
+  const int R = int(p.kv_group * p.q_len);  // <= RD
   const A ninf = neg_inf(A(0));
   const A scale = A(p.scale);
   // Split-KV partials: m, l at ((pair * nsplit + split) * R + r), o at that index * v_dim.
@@ -380,20 +388,13 @@ __global__ void __launch_bounds__(kThreads) fwd_decode_kernel(const AttentionPar
     const int64_t x0 = dci * plan.dvc;
     const int dvw = int(min64(plan.dvc, p.v_dim - x0));
 
-    int64_t kend_r[RD], boff[RD];
-    int64_t kend = 0;
-#pragma unroll
-    for (int r = 0; r < RD; ++r) {
-      const int rc = r < R ? r : 0;
-      const int64_t b = kb * p.kv_group + rc / p.q_len, i = rc % p.q_len;
-      kend_r[r] = r < R ? key_end(p, i) : 0;
-      kend = kend_r[r] > kend ? kend_r[r] : kend;
-      boff[r] = b * p.bias_stride[0] + h * p.bias_stride[1] + i * p.bias_stride[2];
-    }
-    const int64_t ks = split * plan.split_len;
-    const int64_t ke = min64(min64(ks + plan.split_len, p.kv_len), kend);
-
     __syncthreads();  // the previous work item no longer reads shared memory
+    if (threadIdx.x < RD) {
+      const int r = threadIdx.x, rc = r < R ? r : 0;
+      const int64_t b = kb * p.kv_group + rc / p.q_len, i = rc % p.q_len;
+      kend_s[r] = r < R ? key_end(p, i) : 0;
+      boff_s[r] = b * p.bias_stride[0] + h * p.bias_stride[1] + i * p.bias_stride[2];
+    }
     for (int r = warp; r < RD; r += kWarps) {
       A* dst = q_s + r * ldq;
       if (r < R) {
@@ -405,6 +406,10 @@ __global__ void __launch_bounds__(kThreads) fwd_decode_kernel(const AttentionPar
       }
     }
     __syncthreads();
+    int64_t kend = 0;
+    for (int r = 0; r < R; ++r) kend = kend_s[r] > kend ? kend_s[r] : kend;
+    const int64_t ks = split * plan.split_len;
+    const int64_t ke = min64(min64(ks + plan.split_len, p.kv_len), kend);
 
     A m[RD], l[RD], o[RD][NV];
 #pragma unroll
@@ -414,6 +419,7 @@ __global__ void __launch_bounds__(kThreads) fwd_decode_kernel(const AttentionPar
 #pragma unroll
       for (int t = 0; t < NV; ++t) o[r][t] = A(0);
     }
+    const T* k_pair = K + kb * p.k_stride[0] + h * p.k_stride[2];
     A* kw = k_s + warp * kBK * ldk;
     A* pw = p_s + warp * RD * kBK;
     // Warps work independently from here to the merge: warp-level synchronisation only.
@@ -430,15 +436,7 @@ __global__ void __launch_bounds__(kThreads) fwd_decode_kernel(const AttentionPar
         const int64_t c0 = int64_t(c) * plan.dc;
         const int cw = int(min64(plan.dc, p.qk_dim - c0));
         __syncwarp();  // the warp's previous reads of kw are done
-        for (int jj = 0; jj < kBK; ++jj) {
-          A* row = kw + jj * ldk;
-          if (jj < nk) {
-            const T* src = K + kb * p.k_stride[0] + (jw + jj) * p.k_stride[1] + h * p.k_stride[2] + c0;
-            for (int x = lane; x < plan.dcp; x += 32) row[x] = x < cw ? Cvt<T>::to(src[x]) : A(0);
-          } else {
-            for (int x = lane; x < plan.dcp; x += 32) row[x] = A(0);
-          }
-        }
+        stage_tile<T>(k_pair, p.k_stride[1], nullptr, jw, nk, c0, cw, kw, ldk, plan.dcp, lane, 32);
         __syncwarp();
         const A* kr = kw + lane * ldk;
         const A* qc = q_s + c0;
@@ -459,9 +457,9 @@ __global__ void __launch_bounds__(kThreads) fwd_decode_kernel(const AttentionPar
       for (int r = 0; r < RD; ++r) {
         if (r < R) {  // uniform
           A sc = ninf;
-          if (kvis && j < kend_r[r]) {
+          if (kvis && j < kend_s[r]) {
             sc = s[r];
-            if (bias) sc += bias[boff[r] + j * p.bias_stride[3]];
+            if (bias) sc += bias[boff_s[r] + j * p.bias_stride[3]];
           }
           const A mn = max_acc(m[r], warp_max(sc));
           A pr = A(0);
@@ -477,22 +475,30 @@ __global__ void __launch_bounds__(kThreads) fwd_decode_kernel(const AttentionPar
         }
       }
       __syncwarp();
+      // O += P V, V straight from global memory (lanes along dims: coalesced), 4 keys at a time.
+      // Keys past nk or masked load as 0 (their P is 0 too), so their values never enter.
       const T* vbase = V + kb * p.v_stride[0] + h * p.v_stride[2] + x0;
-      for (int jj = 0; jj < nk; ++jj) {
-        if (!((vis_bits >> jj) & 1u)) continue;  // masked key: its value never enters
-        const T* vrow = vbase + (jw + jj) * p.v_stride[1];
-        A vv[NV];
+      for (int jj = 0; jj < nk; jj += 4) {
+        A vv[4][NV];
 #pragma unroll
-        for (int t = 0; t < NV; ++t) {
-          const int x = lane + 32 * t;
-          vv[t] = x < dvw ? Cvt<T>::to(vrow[x]) : A(0);
+        for (int u = 0; u < 4; ++u) {
+          const bool use = jj + u < nk && ((vis_bits >> (jj + u)) & 1u);
+          const T* vrow = vbase + (jw + jj + u) * p.v_stride[1];
+#pragma unroll
+          for (int t = 0; t < NV; ++t) {
+            const int x = lane + 32 * t;
+            vv[u][t] = use && x < dvw ? Cvt<T>::to(vrow[x]) : A(0);
+          }
         }
 #pragma unroll
         for (int r = 0; r < RD; ++r) {
           if (r < R) {
-            const A pr = pw[r * kBK + jj];
+            A pv[4];
+            load4(pw + r * kBK + jj, pv);
 #pragma unroll
-            for (int t = 0; t < NV; ++t) o[r][t] += pr * vv[t];
+            for (int u = 0; u < 4; ++u)
+#pragma unroll
+              for (int t = 0; t < NV; ++t) o[r][t] += pv[u] * vv[u][t];
           }
         }
       }
@@ -743,7 +749,9 @@ cudaError_t launch_fwd_nv(const AttentionParams& p, const AttnCudaFwdPlan& plan,
     kernel<<<grid_of(plan.grid), kThreads, plan.smem, stream>>>(p, plan);
     return cudaGetLastError();
   }
-  auto kernel = fwd_decode_kernel<T, NV>;
+  auto kernel = plan.rd == 1 ? fwd_decode_kernel<T, NV, 1>
+                : plan.rd == 4 ? fwd_decode_kernel<T, NV, 4>
+                               : fwd_decode_kernel<T, NV, kDecodeRows>;
   if (plan.smem > 48 * 1024) {
     const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(plan.smem));
     if (e != cudaSuccess) return e;

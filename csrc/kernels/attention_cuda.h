@@ -17,6 +17,7 @@ namespace pygen {
 struct AttnCudaFwdPlan {
   int kind = 0;               // kRows (prefill, any shape) or kDecode (few rows per (kv batch, head))
   int nv = 1;                 // output dims per lane are 32 * nv per block (1..5)
+  int rd = 8;                 // kDecode: rows per pair compiled for (1, 4 or 8)
   int dc = 1;                 // q/k dims per shared-memory chunk
   int dcp = 8;                // dc rounded up to a multiple of 8
   int nchunks = 1;            // ceil(qk_dim / dc)
