@@ -14,11 +14,11 @@ foreach(prefix ${CMAKE_PREFIX_PATH})
     file(GLOB _cudart "${_nvidia_lib}/libcudart.so*")
     if(_nvrtc AND NOT CUDA_nvrtc_LIBRARY)
       list(GET _nvrtc 0 _nvrtc)
-      set(CUDA_nvrtc_LIBRARY "${_nvrtc}" CACHE FILEPATH "nvrtc from torch's CUDA wheels")
+      set(CUDA_nvrtc_LIBRARY "${_nvrtc}" CACHE FILEPATH "nvrtc from torch's CUDA wheels" FORCE)
     endif()
     if(_cudart AND NOT CUDA_CUDART_LIBRARY)
       list(GET _cudart 0 _cudart)
-      set(CUDA_CUDART_LIBRARY "${_cudart}" CACHE FILEPATH "cudart from torch's CUDA wheels")
+      set(CUDA_CUDART_LIBRARY "${_cudart}" CACHE FILEPATH "cudart from torch's CUDA wheels" FORCE)
     endif()
     list(APPEND PYGEN_EXTRA_CUDA_INCLUDES "${_nvidia_include}")
   endif()
@@ -32,12 +32,20 @@ if(_nvcc AND NOT CUDA_TOOLKIT_ROOT_DIR)
     set(CUDA_TOOLKIT_ROOT_DIR "${_toolkit}" CACHE PATH "CUDA toolkit found from nvcc")
   endif()
 endif()
-# FindCUDA derives CUDA_INCLUDE_DIRS from CUDA_TOOLKIT_INCLUDE.
+# Re-running CMake in a configured build directory (an edited CMakeLists.txt, a new source file
+# matched by a CONFIGURE_DEPENDS glob): FindCUDA compares CUDA_TOOLKIT_TARGET_DIR, a plain
+# variable it sets only on the first run, with the value it cached, and on the mismatch unsets the
+# cudart library and include directory found above, failing the configure. Give it the cached value.
+if(DEFINED CUDA_TOOLKIT_TARGET_DIR_INTERNAL AND NOT DEFINED CUDA_TOOLKIT_TARGET_DIR)
+  set(CUDA_TOOLKIT_TARGET_DIR "${CUDA_TOOLKIT_TARGET_DIR_INTERNAL}")
+endif()
+# FindCUDA derives CUDA_INCLUDE_DIRS from CUDA_TOOLKIT_INCLUDE (FORCE: replaces a NOTFOUND left in
+# the cache by an earlier failed configure).
 if(NOT CUDA_TOOLKIT_INCLUDE)
   if(CUDA_TOOLKIT_ROOT_DIR AND EXISTS "${CUDA_TOOLKIT_ROOT_DIR}/include/cuda_runtime.h")
-    set(CUDA_TOOLKIT_INCLUDE "${CUDA_TOOLKIT_ROOT_DIR}/include" CACHE PATH "CUDA headers")
+    set(CUDA_TOOLKIT_INCLUDE "${CUDA_TOOLKIT_ROOT_DIR}/include" CACHE PATH "CUDA headers" FORCE)
   elseif(_nvidia_include)
-    set(CUDA_TOOLKIT_INCLUDE "${_nvidia_include}" CACHE PATH "CUDA headers from torch's CUDA wheels")
+    set(CUDA_TOOLKIT_INCLUDE "${_nvidia_include}" CACHE PATH "CUDA headers from torch's CUDA wheels" FORCE)
   endif()
 endif()
 
