@@ -46,6 +46,10 @@ void load_bart(const ConfigView& cfg, const WeightLoader& w, LoadedModel& out) {
   const int64_t vocab = cfg.get_positive_int("vocab_size", 50265);
   const int64_t max_positions = cfg.get_positive_int("max_position_embeddings", 1024);
   const int64_t pad = cfg.get_int("pad_token_id", 1);
+  if (pad < 0 || pad >= vocab) {  // pads ragged input rows, so it must be a valid id
+    throw ConfigError(cfg.where() + ": pad_token_id " + std::to_string(pad) + " is outside the vocabulary [0, " +
+                      std::to_string(vocab) + ")");
+  }
   const bool tied = cfg.get_bool("tie_word_embeddings", true);
   const Activation activation = parse_activation(cfg.get_string("activation_function", "gelu"), cfg.where());
   const double scale = cfg.get_bool("scale_embedding", false) ? std::sqrt(double(d)) : 1.0;

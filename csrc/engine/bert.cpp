@@ -79,9 +79,13 @@ Stack load_stack(const ConfigView& cfg, const std::string& type, const WeightLoa
   e.word = word.defined() ? word : w.get(base + "embeddings.word_embeddings.weight", {vocab, hidden});
   e.position = w.get(base + "embeddings.position_embeddings.weight", {positions, hidden});
   e.pad_token_id = cfg.get_int("pad_token_id", def.pad_token_id);
+  if (e.pad_token_id < 0 || e.pad_token_id >= vocab) {  // nn.Embedding's padding_idx must be a row
+    throw ConfigError(cfg.where() + ": pad_token_id " + std::to_string(e.pad_token_id) +
+                      " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+  }
   if (type == "roberta") {
     e.position_ids = PositionIds::kAfterPadding;
-    if (e.pad_token_id < 0 || e.pad_token_id + 1 >= positions) {
+    if (e.pad_token_id >= positions - 1) {
       throw ConfigError(cfg.where() + ": pad_token_id " + std::to_string(e.pad_token_id) +
                         " leaves RoBERTa no positions");
     }

@@ -62,6 +62,10 @@ int64_t ConfigView::get_int(const std::string& key, int64_t fallback) const {
 int64_t ConfigView::get_positive_int(const std::string& key, int64_t fallback) const {
   const int64_t value = get_int(key, fallback);
   if (value <= 0) throw ConfigError(where_ + ": \"" + key + "\" must be positive, got " + std::to_string(value));
+  // Sizes become tensor dimensions, checked against the weights; capping them first keeps the
+  // arithmetic on them (positions + offsets, products) from overflowing.
+  constexpr int64_t kLargest = int64_t(1) << 40;
+  if (value > kLargest) throw ConfigError(where_ + ": \"" + key + "\" is too large: " + std::to_string(value));
   return value;
 }
 

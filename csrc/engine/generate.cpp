@@ -55,6 +55,10 @@ Settings resolve(const GenerationOptions& user, const LoadedModel& model) {
 
   if (const auto max_new = either(user.max_new_tokens, def.max_new_tokens)) {
     if (*max_new <= 0) throw GenerationError("max_new_tokens must be > 0, got " + std::to_string(*max_new));
+    if (*max_new > model.info.max_target_positions) {
+      throw GenerationError("max_new_tokens " + std::to_string(*max_new) + " needs more decoder positions than the " +
+                            std::to_string(model.info.max_target_positions) + " the model has");
+    }
     s.max_length = *max_new + prompt_len;
   } else if (const auto max_length = either(user.max_length, def.max_length)) {
     s.max_length = *max_length;
@@ -71,7 +75,8 @@ Settings resolve(const GenerationOptions& user, const LoadedModel& model) {
                           std::to_string(model.info.max_target_positions) + " the model has");
   }
   if (const auto min_new = either(user.min_new_tokens, def.min_new_tokens)) {
-    s.min_length = *min_new + prompt_len;
+    if (*min_new < 0) throw GenerationError("min_new_tokens must be >= 0, got " + std::to_string(*min_new));
+    s.min_length = std::min(*min_new, s.max_length) + prompt_len;  // past max_length it only bans eos
   } else {
     s.min_length = either(user.min_length, def.min_length).value_or(0);
   }
@@ -132,7 +137,7 @@ Settings resolve(const GenerationOptions& user, const LoadedModel& model) {
   }
   // Beam methods keep one non-eos token more than there are eos tokens.
   p.min_tokens_to_keep = s.num_beams > 1 ? (s.eos.empty() ? 2 : int64_t(s.eos.size()) + 1) : 1;
-  if (s.num_beams > 1 && std::max<int64_t>(2, 1 + int64_t(s.eos.size())) * s.num_beams > s.num_beams * vocab) {
+  if (s.num_beams > 1 && std::max<int64_t>(2, 1 + int64_t(s.eos.size())) > vocab) {
     throw GenerationError("num_beams " + std::to_string(s.num_beams) + " is too large for a vocabulary of " +
                           std::to_string(vocab));
   }
@@ -216,6 +221,11 @@ GenerationResult generate(const LoadedModel& model, const at::Tensor& input_ids,
   const Settings s = resolve(options, model);
   const int64_t batch = input_ids.size(0);
   const int64_t group = std::max(s.num_beams, s.num_return_sequences);
+  int64_t rows = 0;
+  if (__builtin_mul_overflow(batch, group, &rows)) {
+    throw GenerationError("batch size x num_beams (or num_return_sequences) overflows: " + std::to_string(batch) +
+                          " x " + std::to_string(group));
+  }
   auto generator = at::make_generator<at::CPUGeneratorImpl>(s.seed);
   const auto encoded = model.net.encode(input_ids, attention_mask);
   DecoderState state = model.net.start(encoded, attention_mask, group, s.max_length - 1);

@@ -24,6 +24,8 @@ class Model::Impl {
 
   // Validated copies of a host's batch on the model's device: int64 ids, bool mask.
   std::pair<at::Tensor, at::Tensor> inputs(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
+  // Unpadded rows -> right-padded CPU ids and mask (validated by inputs() next).
+  std::pair<at::Tensor, at::Tensor> pad(const std::vector<std::vector<int64_t>>& rows) const;
 };
 
 namespace {
@@ -37,6 +39,10 @@ auto guarded(F&& body) -> decltype(body()) {
     throw;
   } catch (const c10::Error& e) {
     throw Error(e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    throw Error("out of memory (std::bad_alloc)");
+  } catch (const std::exception& e) {  // std::filesystem_error, std::length_error...: one family for hosts
+    throw Error(std::string("unexpected error: ") + e.what());
   }
 }
 
@@ -167,23 +173,35 @@ GenerationResult Model::generate(const at::Tensor& input_ids, const at::Tensor& 
   });
 }
 
+std::pair<at::Tensor, at::Tensor> Model::Impl::pad(const std::vector<std::vector<int64_t>>& rows) const {
+  if (rows.empty()) throw InputError("input_ids is an empty batch");
+  size_t longest = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].empty()) throw InputError("input sequence " + std::to_string(i) + " is empty");
+    longest = std::max(longest, rows[i].size());
+  }
+  const int64_t batch = static_cast<int64_t>(rows.size()), len = static_cast<int64_t>(longest);
+  auto ids = at::full({batch, len}, model.info.encoder_pad_token_id, at::kLong);
+  auto mask = at::full({batch, len}, false, at::kBool);
+  for (int64_t i = 0; i < batch; ++i) {
+    const int64_t n = static_cast<int64_t>(rows[i].size());
+    ids[i].narrow(0, 0, n).copy_(at::tensor(rows[i], at::kLong));
+    mask[i].narrow(0, 0, n).fill_(true);
+  }
+  return {ids, mask};
+}
+
+at::Tensor Model::encode(const std::vector<std::vector<int64_t>>& input_ids) const {
+  return guarded([&] {
+    const auto [ids, mask] = impl_->pad(input_ids);
+    return encode(ids, mask);
+  });
+}
+
 GenerationResult Model::generate(const std::vector<std::vector<int64_t>>& input_ids,
                                  const GenerationOptions& options) const {
   return guarded([&] {
-    if (input_ids.empty()) throw InputError("input_ids is an empty batch");
-    size_t longest = 0;
-    for (size_t i = 0; i < input_ids.size(); ++i) {
-      if (input_ids[i].empty()) throw InputError("input sequence " + std::to_string(i) + " is empty");
-      longest = std::max(longest, input_ids[i].size());
-    }
-    const int64_t batch = static_cast<int64_t>(input_ids.size()), len = static_cast<int64_t>(longest);
-    auto ids = at::full({batch, len}, info().encoder_pad_token_id, at::kLong);
-    auto mask = at::full({batch, len}, false, at::kBool);
-    for (int64_t i = 0; i < batch; ++i) {
-      const int64_t n = static_cast<int64_t>(input_ids[i].size());
-      ids[i].narrow(0, 0, n).copy_(at::tensor(input_ids[i], at::kLong));
-      mask[i].narrow(0, 0, n).fill_(true);
-    }
+    const auto [ids, mask] = impl_->pad(input_ids);
     return generate(ids, mask, options);
   });
 }

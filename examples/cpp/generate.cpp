@@ -1,8 +1,12 @@
 // Reads token ids from stdin (one sequence per line, space separated), generates with a pygen
 // checkpoint, and prints the generated ids (one row per line, as transformers' generate()
-// returns them; with --scores, a tab and the row's score follow).
+// returns them; with --scores, a tab and the row's score follow). With --encode it prints instead
+// the encoder's last hidden state of each sequence: its length x hidden floats, position by position.
 //
-//   generate MODEL_DIR [--num-beams 4] [--max-new-tokens 32] [--scores] ... < ids.txt
+//   echo "0 31414 232 2" | generate MODEL_DIR [--num-beams 4] [--max-new-tokens 32] [--scores] ...
+//
+// Exit status: 0 done, 1 a pygen error (bad checkpoint, input or option: message on stderr),
+// 2 bad usage.
 //
 // Options mirror transformers' generate() arguments; run with --help for the list.
 #include <pygen/pygen.h>
@@ -26,6 +30,7 @@ const char* kUsage = R"(usage: generate MODEL_DIR [options] < ids.txt
   --forced-bos-token-id N    --forced-eos-token-id N[,N...]
   --eos-token-id N[,N...]    --pad-token-id N         --bos-token-id N    --decoder-start-token-id N
   --scores                   print each row's score after a tab
+  --encode                   print the encoder's hidden states instead of generating
 )";
 
 struct UsageError : std::runtime_error {
@@ -69,6 +74,7 @@ struct Args {
   pygen::LoadOptions load;
   pygen::GenerationOptions generation;
   bool scores = false;
+  bool encode = false;
 };
 
 Args parse_args(int argc, char** argv) {
@@ -82,6 +88,7 @@ Args parse_args(int argc, char** argv) {
     };
     if (flag == "--help" || flag == "-h") throw UsageError("");
     else if (flag == "--scores") a.scores = true;
+    else if (flag == "--encode") a.encode = true;
     else if (flag == "--do-sample") g.do_sample = true;
     else if (flag == "--device") a.load.device = pygen::parse_device(value());
     else if (flag == "--dtype") a.load.dtype = pygen::parse_dtype(value());
@@ -153,6 +160,21 @@ int main(int argc, char** argv) {
   }
   try {
     const pygen::Model model = pygen::Model::load(args.model_dir, args.load);
+    if (args.encode) {
+      const auto states = model.encode(batch).to(at::kCPU, at::kDouble).contiguous();
+      const double* data = states.data_ptr<double>();
+      const int64_t stride = states.size(1) * states.size(2);
+      for (size_t r = 0; r < batch.size(); ++r) {
+        std::string line;
+        char value[32];
+        for (int64_t k = 0; k < static_cast<int64_t>(batch[r].size()) * states.size(2); ++k) {
+          std::snprintf(value, sizeof value, "%s%.9g", k ? " " : "", data[r * stride + k]);
+          line += value;
+        }
+        std::puts(line.c_str());
+      }
+      return 0;
+    }
     const pygen::GenerationResult result = model.generate(batch, args.generation);
     for (size_t r = 0; r < result.sequences.size(); ++r) {
       std::string line;
@@ -164,7 +186,7 @@ int main(int argc, char** argv) {
       }
       std::puts(line.c_str());
     }
-  } catch (const pygen::Error& e) {
+  } catch (const std::exception& e) {  // pygen::Error, or ATen's while printing
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }

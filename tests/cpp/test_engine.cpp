@@ -9,12 +9,14 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <thread>
 
 #include <unistd.h>
 
 #include "check.h"
+#include "checkpoint_writer.h"
 #include "engine/json.h"
 #include "engine/transformer.h"
 
@@ -37,33 +39,10 @@ void expect_error(const std::function<void()>& body, const std::string& needle, 
   PYGEN_CHECK(false, what + ": did not throw");
 }
 
-void write_file(const fs::path& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string le64(uint64_t n) {
-  std::string s(8, '\0');
-  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((n >> (8 * i)) & 0xFF);
-  return s;
-}
-
-// A safetensors file of float32 tensors (written the way the format specifies, by hand).
-std::string safetensors_bytes(const std::map<std::string, at::Tensor>& tensors) {
-  std::string header = "{", data;
-  for (const auto& [name, tensor] : tensors) {
-    const auto t = tensor.to(at::kFloat).contiguous();
-    std::string shape;
-    for (int64_t d : t.sizes()) shape += (shape.empty() ? "" : ",") + std::to_string(d);
-    const size_t begin = data.size();
-    data.append(static_cast<const char*>(t.data_ptr()), t.numel() * sizeof(float));
-    header += (header.size() > 1 ? "," : "") + std::string("\"") + name + "\":{\"dtype\":\"F32\",\"shape\":[" + shape +
-              "],\"data_offsets\":[" + std::to_string(begin) + "," + std::to_string(data.size()) + "]}";
-  }
-  header += "}";
-  header.append((8 - header.size() % 8) % 8, ' ');
-  return le64(header.size()) + header + data;
-}
+using pygen_test::le64;
+using pygen_test::safetensors_bytes;
+using pygen_test::write_bart;
+using pygen_test::write_file;
 
 void test_json() {
   auto v = pygen::json::parse(R"( {"a": [1, -2.5e1, true, null], "s": "x\u00e9\ud83d\ude00\n", "big": 18446744073709551616} )");
@@ -113,47 +92,53 @@ void test_safetensors(const fs::path& dir) {
           "overlaps", "overlap");
 }
 
-// A random BART small enough to run in milliseconds, with weights large enough that greedy and
-// beam search take different paths.
-void write_bart(const fs::path& dir) {
-  fs::create_directories(dir);
-  const int64_t vocab = 50, d = 16, ffn = 32, positions = 64;
-  write_file(dir / "config.json", R"({"model_type": "bart", "vocab_size": 50, "d_model": 16,
-    "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 4, "decoder_attention_heads": 4,
-    "encoder_ffn_dim": 32, "decoder_ffn_dim": 32, "max_position_embeddings": 64, "scale_embedding": true,
-    "activation_function": "gelu", "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
-    "decoder_start_token_id": 2, "tie_word_embeddings": true})");
-  write_file(dir / "generation_config.json",
-             R"({"bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1, "decoder_start_token_id": 2})");
-  std::map<std::string, at::Tensor> w;
-  auto linear = [&](const std::string& name, int64_t out, int64_t in) {
-    w[name + ".weight"] = at::randn({out, in}) / std::sqrt(double(in)) * 2.0;
-    w[name + ".bias"] = at::randn({out}) * 0.1;
-  };
-  auto norm = [&](const std::string& name) {
-    w[name + ".weight"] = 1.0 + 0.1 * at::randn({d});
-    w[name + ".bias"] = 0.1 * at::randn({d});
-  };
-  w["model.shared.weight"] = at::randn({vocab, d});
-  w["final_logits_bias"] = at::randn({1, vocab});
-  for (const std::string side : {"encoder", "decoder"}) {
-    const std::string p = "model." + side + ".";
-    w[p + "embed_positions.weight"] = at::randn({positions + 2, d}) * 0.5;
-    norm(p + "layernorm_embedding");
-    for (int i = 0; i < 2; ++i) {
-      const std::string l = p + "layers." + std::to_string(i) + ".";
-      for (const char* proj : {"q_proj", "k_proj", "v_proj", "out_proj"}) linear(l + "self_attn." + proj, d, d);
-      norm(l + "self_attn_layer_norm");
-      if (side == "decoder") {
-        for (const char* proj : {"q_proj", "k_proj", "v_proj", "out_proj"}) linear(l + "encoder_attn." + proj, d, d);
-        norm(l + "encoder_attn_layer_norm");
-      }
-      linear(l + "fc1", ffn, d);
-      linear(l + "fc2", d, ffn);
-      norm(l + "final_layer_norm");
+// Padding is masked out: a row encodes (and generates) the same alone and inside a ragged batch;
+// the sharded copy of a checkpoint loads to the same model; int32 ids are accepted.
+void test_padding_and_shards(const pygen::Model& model, const fs::path& root) {
+  const std::vector<std::vector<int64_t>> batch = {{5, 6, 7, 8, 9, 2}, {10, 11, 2}};
+  const auto together = model.encode(batch);
+  PYGEN_CHECK(together.sizes() == at::IntArrayRef({2, 6, 16}), "encode shape");
+  const auto alone = model.encode(std::vector<std::vector<int64_t>>{batch[1]});
+  const double err = (together[1].narrow(0, 0, 3) - alone[0]).abs().max().item<double>();
+  PYGEN_CHECK(err < 1e-5, "padding changes the encoding of a shorter row: " + std::to_string(err));
+  pygen::GenerationOptions o;
+  o.num_beams = 3;
+  o.max_new_tokens = 8;
+  const auto both = model.generate(batch, o);
+  const auto single = model.generate(std::vector<std::vector<int64_t>>{batch[1]}, o);
+  auto row = both.sequences[1];
+  row.resize(single.sequences[0].size());
+  PYGEN_CHECK(row == single.sequences[0], "padding changes a shorter row's beam search");
+
+  at::manual_seed(0);  // the same tensors as write_bart's first call (see main)
+  pygen_test::write_sharded_bart(root / "sharded");
+  const auto sharded = pygen::Model::load((root / "sharded").string());
+  PYGEN_CHECK(sharded.generate(batch, o).sequences == both.sequences, "sharded checkpoint differs");
+  const auto ids32 = at::tensor(std::vector<int32_t>{5, 6, 7}, at::kInt).view({1, 3});
+  PYGEN_CHECK(model.generate(ids32, at::ones({1, 3}), o).sequences ==
+                  model.generate(std::vector<std::vector<int64_t>>{{5, 6, 7}}, o).sequences,
+              "int32 ids");
+
+  // Broken shard indexes.
+  auto index = [&](const std::string& name, const std::string& text) {
+    const auto dir = root / name;
+    fs::create_directories(dir);
+    for (const auto& entry : fs::directory_iterator(root / "sharded")) {
+      fs::copy_file(entry.path(), dir / entry.path().filename(), fs::copy_options::overwrite_existing);
     }
-  }
-  write_file(dir / "model.safetensors", safetensors_bytes(w));
+    write_file(dir / "model.safetensors.index.json", text);
+    return dir.string();
+  };
+  expect_error<pygen::CheckpointError>([&] { pygen::Model::load(index("ix_escape", R"({"weight_map": {"a": "../x"}})")); },
+                                       "not a plain file name", "index path escape");
+  expect_error<pygen::CheckpointError>(
+      [&] { pygen::Model::load(index("ix_missing", R"({"weight_map": {"a": "nowhere.safetensors"}})")); },
+      "is missing", "index shard missing");
+  expect_error<pygen::CheckpointError>(
+      [&] { pygen::Model::load(index("ix_absent", R"({"weight_map": {"nope": "model-00001-of-00002.safetensors"}})")); },
+      "does not hold it", "index tensor absent");
+  expect_error<pygen::CheckpointError>([&] { pygen::Model::load(index("ix_bad", R"({"weight_map": [1]})")); },
+                                       "weight_map", "index not a map");
 }
 
 void test_load_errors(const fs::path& root, const fs::path& good) {
@@ -196,6 +181,15 @@ void test_load_errors(const fs::path& root, const fs::path& good) {
     "decoder_ffn_dim": 32, "max_position_embeddings": 64, "activation_function": "wiggle"})");
   expect_error<pygen::ConfigError>([&] { pygen::Model::load(dir.string()); }, "unsupported activation \"wiggle\"",
                                    "activation");
+  dir = variant("huge_positions");
+  write_file(dir / "config.json", R"({"model_type": "bart", "vocab_size": 50, "d_model": 16,
+    "max_position_embeddings": 9223372036854775807})");
+  expect_error<pygen::ConfigError>([&] { pygen::Model::load(dir.string()); }, "is too large", "huge positions");
+  dir = variant("bad_pad");
+  write_file(dir / "config.json", R"({"model_type": "bart", "vocab_size": 50, "d_model": 16, "encoder_layers": 2,
+    "decoder_layers": 2, "encoder_attention_heads": 4, "decoder_attention_heads": 4, "encoder_ffn_dim": 32,
+    "decoder_ffn_dim": 32, "max_position_embeddings": 64, "pad_token_id": 50})");
+  expect_error<pygen::ConfigError>([&] { pygen::Model::load(dir.string()); }, "pad_token_id 50 is outside", "pad");
   dir = variant("truncated");
   fs::resize_file(dir / "model.safetensors", fs::file_size(dir / "model.safetensors") - 100);
   expect_error<pygen::CheckpointError>([&] { pygen::Model::load(dir.string()); }, "is truncated", "truncated weights");
@@ -224,6 +218,35 @@ void test_generate_errors(const pygen::Model& model) {
   o.do_sample = true;
   o.temperature = 0.0;
   expect_error<pygen::GenerationError>([&] { model.generate({{3, 4}}, o); }, "temperature", "temperature");
+  // Huge values must not overflow the length / row arithmetic.
+  o = {};
+  o.max_new_tokens = std::numeric_limits<int64_t>::max();
+  expect_error<pygen::GenerationError>([&] { model.generate({{3, 4}}, o); }, "max_new_tokens", "huge max_new_tokens");
+  o = {};
+  o.max_new_tokens = 3;
+  o.min_new_tokens = std::numeric_limits<int64_t>::max();  // only bans eos: generation runs to max_length
+  PYGEN_CHECK(model.generate({{3, 4}}, o).sequences[0].size() == 4, "huge min_new_tokens");
+  o = {};
+  o.max_new_tokens = 3;
+  o.do_sample = true;
+  o.num_return_sequences = std::numeric_limits<int64_t>::max() / 2;
+  expect_error<pygen::GenerationError>([&] { model.generate({{3, 4}, {5}, {6}}, o); }, "overflows", "huge returns");
+  o = {};
+  o.num_beams = std::numeric_limits<int64_t>::max();
+  o.num_return_sequences = 1;
+  expect_error<pygen::GenerationError>([&] { model.generate({{3, 4}, {5}}, o); }, "overflows", "huge num_beams");
+  // Tensor inputs.
+  const auto mask = at::ones({1, 3}, at::kLong);
+  expect_error<pygen::InputError>([&] { model.generate(at::ones({1, 3}, at::kFloat), mask); }, "must hold integers",
+                                  "float ids");
+  expect_error<pygen::InputError>([&] { model.generate(at::ones({1, 3}, at::kLong), at::ones({1, 4})); },
+                                  "shape of input_ids", "mask shape");
+  expect_error<pygen::InputError>([&] { model.generate(at::ones({3}, at::kLong), at::ones({3})); }, "[batch, length]",
+                                  "1-d ids");
+  expect_error<pygen::InputError>([&] { model.encode(at::ones({1, 3}, at::kLong), at::zeros({1, 3})); },
+                                  "at least one unmasked token", "all masked");
+  expect_error<pygen::InputError>([&] { model.encode(std::vector<std::vector<int64_t>>{{1}, {}}); },
+                                  "sequence 1 is empty", "encode empty row");
   expect_error<pygen::InputError>([] { pygen::parse_dtype("int8"); }, "unknown dtype", "dtype");
   expect_error<pygen::InputError>([] { pygen::parse_device("tpu:x"); }, "unknown device", "device");
 }
@@ -308,11 +331,13 @@ int main() {
   fs::create_directories(root);
   test_json();
   test_safetensors(root);
+  at::manual_seed(0);
   write_bart(root / "bart");
   test_load_errors(root, root / "bart");
   const auto model = pygen::Model::load((root / "bart").string());
   PYGEN_CHECK(model.info().model_type == "bart" && model.info().vocab_size == 50, "model info");
   test_generate_errors(model);
+  test_padding_and_shards(model, root);
   test_attention_fallback();
   test_threads(model);
   fs::remove_all(root);

@@ -8,7 +8,9 @@
 namespace pygen {
 
 // Base of every pygen exception. Errors from ATen (out of memory, a device failure) that surface
-// through the API are rethrown as a plain pygen::Error carrying ATen's message.
+// through the API are rethrown as a plain pygen::Error carrying ATen's message; so are
+// std::bad_alloc ("out of memory") and any other std::exception ("unexpected error: ..."), so
+// Model::load, encode, generate, parse_dtype and parse_device throw nothing but pygen::Error.
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

@@ -50,6 +50,9 @@ class Model {
   // Encoder hidden states [batch, src_len, hidden] (before EncoderDecoderModel's enc_to_dec_proj)
   // of input_ids [batch, src_len] int64 with attention_mask [batch, src_len] (1 = token, 0 = pad).
   at::Tensor encode(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
+  // The same for unpadded id sequences, right-padded and masked as generate() pads them; rows
+  // shorter than the longest hold the states of padding past their length.
+  at::Tensor encode(const std::vector<std::vector<int64_t>>& input_ids) const;
 
   // Generates from a batch of unpadded id sequences: they are right-padded with
   // info().encoder_pad_token_id and masked, as a tokenizer's batch would be.
