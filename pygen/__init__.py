@@ -7,14 +7,15 @@ from . import ops
 from .configuration_utils import AutoConfig, PretrainedConfig
 from .errors import (CheckpointError, ConfigError, GenerationError, InputError, ModelNotFoundError,
                      PygenError)
-from .generation import GenerationConfig
+from .generation import BaseStreamer, GenerationConfig, TextIteratorStreamer, TextStreamer, generate_batches
 from .models import *  # noqa: F401,F403  (the model classes, with transformers' names)
 from .models import __all__ as _model_names
 from .tokenizers import *  # noqa: F401,F403
 from .tokenizers import __all__ as _tokenizer_names
 
-__all__ = ["AutoConfig", "CheckpointError", "ConfigError", "GenerationConfig", "GenerationError",
-           "InputError", "ModelNotFoundError", "PretrainedConfig", "PygenError", "build_info", "ops",
+__all__ = ["AutoConfig", "BaseStreamer", "CheckpointError", "ConfigError", "GenerationConfig", "GenerationError",
+           "InputError", "ModelNotFoundError", "PretrainedConfig", "PygenError", "TextIteratorStreamer",
+           "TextStreamer", "build_info", "generate_batches", "ops",
            *_model_names, *_tokenizer_names]
 
 

@@ -1,0 +1,579 @@
+"""generate() end to end against transformers 5.23: every generated id, on small random-weight models.
+
+Each model is built by transformers from a config with a fixed seed, saved with
+``save_pretrained`` and loaded by pygen's ``from_pretrained`` (so ``generation_config.json`` is
+read as well). Random weights usually give a model that repeats one token forever; here every
+matrix is scaled by 1/sqrt(fan_in), LayerNorms are near identity, and the LM head ignores the
+mean decoder state and gives EOS a raised logit (EOS_BIAS), so outputs are varied and
+beams finish at different steps (the finished-hypothesis bookkeeping is really exercised;
+``test_models_are_not_degenerate`` checks it). Vocabulary 100, hidden 24, 1-2 layers.
+
+Sampling: transformers draws with ``torch.multinomial`` on torch's global generator, one call
+per step (``[rows, vocab]`` probabilities, one sample each; beam sampling: one call of
+``2 * num_beams`` samples without replacement over each item's beams x vocab), and nothing else
+in ``generate`` consumes random numbers (eval mode). pygen makes the same calls on the same
+probabilities, so after ``torch.manual_seed(s)`` (or ``generate(seed=s)``) the ids are identical
+and the global generator ends in the same state.
+"""
+from __future__ import annotations
+
+import io
+import json
+import random
+import threading
+import zlib
+from contextlib import redirect_stdout
+
+import pytest
+import torch
+import transformers
+
+import pygen
+from pygen.errors import GenerationError
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
+
+V = 100
+# EOS logit offset per model: tuned so that outputs mix early, late and no EOS
+EOS_BIAS = {"bart": 4.5, "bart-causal": 3.0, "bg-decoder": 2.0, "bert2bert": 1.5, "roberta2roberta": 2.0,
+            "bg2bg": 3.0}
+HIDDEN = 24
+DECODER_ONLY = ("bart-causal", "bg-decoder")
+ED_START, ED_EOS = 4, 5  # decoder start / EOS ids of the EncoderDecoderModels
+BERT_CONFIGS = {"bert": transformers.BertConfig, "roberta": transformers.RobertaConfig,
+                "bg": transformers.BertGenerationConfig}
+KINDS = ["bart", "bart-causal", "bg-decoder", "bert2bert", "roberta2roberta", "bg2bg"]
+
+
+# ---- models -----------------------------------------------------------------------------------
+def _bert_config(family: str, **extra):
+    return BERT_CONFIGS[family](vocab_size=V, hidden_size=HIDDEN, num_hidden_layers=1, num_attention_heads=4,
+                                intermediate_size=32, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                                attention_probs_dropout_prob=0.0, tie_word_embeddings=False, **extra)
+
+
+def _randomise(model: torch.nn.Module, seed: int) -> None:
+    """Fresh random weights that keep activations O(1) through the layers."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+            if not t.is_floating_point():
+                continue
+            r = torch.randn(t.shape, generator=gen)
+            if "norm" in name.lower():
+                t.copy_(1 + 0.2 * r if name.endswith("weight") else 0.2 * r)
+            elif t.dim() == 2 and ("embed" in name or "shared" in name):
+                t.copy_(r)
+            elif t.dim() == 2:
+                t.copy_(r / t.shape[1] ** 0.5)
+            else:
+                t.copy_(0.1 * r)
+
+
+def _shape_head(model: torch.nn.Module, eos: int, eos_bias: float) -> None:
+    """Scale the LM head up, remove its response to the mean decoder state (which makes random
+    models repeat one token) and give EOS a logit of about ``eos_bias`` (plus noise)."""
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == V][-1]
+    seen = []
+    hook = head.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(6, V, (8, 12), generator=gen)
+    with torch.no_grad():
+        if model.config.is_encoder_decoder:
+            model(input_ids=ids, decoder_input_ids=torch.randint(6, V, (8, 10), generator=gen))
+        else:
+            model(input_ids=ids)
+        hook.remove()
+        mean = seen[0].reshape(-1, seen[0].shape[-1]).mean(0)
+        direction = mean / mean.dot(mean)
+        head.weight.mul_(3.0)
+        head.weight -= torch.outer(head.weight @ mean, direction)
+        head.weight[eos] += eos_bias * direction
+
+
+def build_reference(kind: str, seed: int = 0):
+    """The transformers model of ``kind``, in eval mode, with varied random outputs."""
+    torch.manual_seed(seed)
+    if kind.startswith("bart"):
+        config = transformers.BartConfig(
+            vocab_size=V, d_model=HIDDEN, encoder_layers=2, decoder_layers=1, encoder_attention_heads=4,
+            decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
+            dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, tie_word_embeddings=False)
+        if kind == "bart":
+            model = transformers.BartForConditionalGeneration(config)
+        else:
+            config.is_decoder, config.is_encoder_decoder = True, False
+            model = transformers.BartForCausalLM(config)
+        eos = config.eos_token_id
+    elif kind == "bg-decoder":
+        model = transformers.BertGenerationDecoder(_bert_config("bg", is_decoder=True))
+        eos = model.config.eos_token_id
+    else:
+        encoder, decoder = kind.split("2")
+        config = transformers.EncoderDecoderConfig.from_encoder_decoder_configs(
+            _bert_config(encoder), _bert_config(decoder))
+        model = transformers.EncoderDecoderModel(config=config)
+        # transformers 5 reads a warm-started model's generation ids from its generation_config
+        model.generation_config.decoder_start_token_id = ED_START
+        model.generation_config.eos_token_id = eos = ED_EOS
+        model.generation_config.pad_token_id = config.encoder.pad_token_id
+    _randomise(model, seed)
+    _shape_head(model, eos, EOS_BIAS[kind])
+    return model.eval()
+
+
+PYGEN_CLASSES = {"BartForConditionalGeneration": pygen.BartForConditionalGeneration,
+                 "BartForCausalLM": pygen.BartForCausalLM, "BertGenerationDecoder": pygen.BertGenerationDecoder,
+                 "EncoderDecoderModel": pygen.EncoderDecoderModel}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """kind -> (transformers model, pygen model loaded from its save_pretrained directory)."""
+    cache = {}
+
+    def get(kind):
+        if kind not in cache:
+            ref = build_reference(kind)
+            path = tmp_path_factory.mktemp(kind)
+            ref.save_pretrained(path)
+            ours = PYGEN_CLASSES[type(ref).__name__].from_pretrained(path).eval()
+            cache[kind] = (ref, ours)
+        return cache[kind]
+
+    return get
+
+
+def pad_id(model) -> int:
+    config = getattr(model.config, "encoder", model.config)
+    return config.pad_token_id
+
+
+def inputs(kind: str, model, batch: int, length: int, seed: int):
+    """Fresh random ids of rows of different lengths: padded on the right for encoders, on the
+    left for decoder-only prompts (row 0 is full)."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(6, V, (batch, length), generator=gen)
+    mask = torch.ones(batch, length, dtype=torch.long)
+    lengths = torch.randint(max(1, length // 3), length + 1, (batch,), generator=gen)
+    lengths[0] = length
+    pad = pad_id(model)
+    for row, n in enumerate(lengths.tolist()):
+        if kind in DECODER_ONLY:
+            ids[row, :length - n], mask[row, :length - n] = pad, 0
+        else:
+            if kind == "bart":
+                ids[row, n - 1] = model.config.eos_token_id
+            ids[row, n:], mask[row, n:] = pad, 0
+    return ids, mask
+
+
+# ---- comparison -------------------------------------------------------------------------------
+def assert_same_output(ref, ours, what=""):
+    """Identical ids; every returned score within tolerance (and -inf exactly where transformers has it)."""
+    if isinstance(ref, torch.Tensor):
+        assert isinstance(ours, torch.Tensor), what
+        assert ours.shape == ref.shape and torch.equal(ours, ref), f"{what}\nref:\n{ref}\npygen:\n{ours}"
+        return
+    assert type(ours).__name__ == type(ref).__name__, what
+    assert ours.sequences.shape == ref.sequences.shape and torch.equal(ours.sequences, ref.sequences), \
+        f"{what}\nref:\n{ref.sequences}\npygen:\n{ours.sequences}"
+    for field in ("sequences_scores", "beam_indices", "scores", "logits"):
+        a, b = getattr(ref, field, None), getattr(ours, field, None)
+        assert (a is None) == (b is None), f"{what}: {field} is {b is not None and 'set' or None} in pygen"
+        if a is None:
+            continue
+        if field == "beam_indices":
+            assert b.shape == a.shape and torch.equal(b, a), f"{what}: beam_indices\n{a}\n{b}"
+        elif field == "sequences_scores":
+            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5, msg=lambda m: f"{what}: {field}: {m}")
+        else:
+            assert len(b) == len(a), f"{what}: {len(b)} {field} steps, transformers {len(a)}"
+            for step, (x, y) in enumerate(zip(a, b)):
+                torch.testing.assert_close(y, x, atol=1e-4, rtol=1e-5,
+                                           msg=lambda m: f"{what}: {field}[{step}]: {m}")
+
+
+def compare(models, kind, *, batch=3, length=8, seed=0, **kwargs):
+    """Generate with both libraries from the same inputs and RNG state; return transformers' output."""
+    ref_model, ours_model = models(kind)
+    ids, mask = inputs(kind, ref_model, batch, length, seed)
+    torch.manual_seed(seed)
+    ref = ref_model.generate(ids, attention_mask=mask, **kwargs)
+    ref_rng = torch.rand(3)
+    torch.manual_seed(seed)
+    ours = ours_model.generate(ids, attention_mask=mask, **kwargs)
+    what = f"{kind} batch={batch} {kwargs}"
+    assert_same_output(ref, ours, what)
+    assert torch.equal(torch.rand(3), ref_rng), f"{what}: the global RNG was consumed differently"
+    return ref
+
+
+SCORES = dict(return_dict_in_generate=True, output_scores=True)
+
+
+# ---- sanity of the random models ----------------------------------------------------------------
+@pytest.mark.parametrize("kind", KINDS)
+def test_models_are_not_degenerate(models, kind):
+    """Outputs use many tokens and beams finish at different steps, so parity means something."""
+    ref_model, _ = models(kind)
+    ids, mask = inputs(kind, ref_model, 6, 8, seed=100)
+    eos = ref_model.generation_config.eos_token_id
+    greedy = ref_model.generate(ids, attention_mask=mask, max_new_tokens=24)
+    beams = ref_model.generate(ids, attention_mask=mask, max_new_tokens=24, num_beams=4, num_return_sequences=4,
+                               forced_eos_token_id=None)
+    start = ids.shape[1] if kind in DECODER_ONLY else 1
+    assert greedy[:, start:].unique().numel() >= 12
+    ends = [int((row[start:] == eos).nonzero()[0]) if (row[start:] == eos).any() else None for row in beams]
+    lengths = {n for n in ends if n is not None}
+    assert len(lengths) >= 3, ends  # hypotheses finished at several steps
+    assert any(n is None or n > 4 for n in ends)
+
+
+# ---- greedy, beam search and sampling on every model --------------------------------------------
+CORE = {
+    "greedy": dict(max_new_tokens=14),
+    "greedy-scores": dict(max_new_tokens=12, output_logits=True, **SCORES),
+    "beam4": dict(num_beams=4, max_new_tokens=12),
+    "beam3-return2-scores": dict(num_beams=3, num_return_sequences=2, max_new_tokens=10, **SCORES),
+    "sample": dict(do_sample=True, max_new_tokens=12, temperature=0.8, top_k=20, top_p=0.9),
+    "sample-return3-scores": dict(do_sample=True, num_return_sequences=3, max_new_tokens=8, top_k=0, **SCORES),
+    "beam-sample": dict(do_sample=True, num_beams=3, max_new_tokens=8, top_p=0.8, **SCORES),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case", list(CORE))
+def test_core_strategies(models, kind, case):
+    compare(models, kind, batch=4, seed=zlib.crc32(f"{kind}/{case}".encode()) % 1000, **CORE[case])
+
+
+# ---- beam-search grid: num_beams x length_penalty x early_stopping -----------------------------
+# Every (length_penalty, early_stopping) pair, with num_beams cycling through 2..5 and
+# num_return_sequences through 1..num_beams.
+BEAM_GRID = [(2 + i % 4, 1 + (i // 4 + i) % (2 + i % 4), penalty, stopping)
+             for i, (penalty, stopping) in enumerate([(p, s) for p in (-1.0, 0.0, 1.0, 2.0)
+                                                      for s in (True, False, "never")])]
+
+
+@pytest.mark.parametrize("kind", ["bart", "bert2bert"])
+@pytest.mark.parametrize("beams, returned, length_penalty, early_stopping", BEAM_GRID)
+def test_beam_search_grid(models, kind, beams, returned, length_penalty, early_stopping):
+    out = compare(models, kind, batch=5, length=9, seed=beams * 7 + int(length_penalty * 3) + 11,
+                  num_beams=beams, num_return_sequences=returned, length_penalty=length_penalty,
+                  early_stopping=early_stopping, max_new_tokens=16, **SCORES)
+    assert out.sequences_scores is not None and out.beam_indices is not None
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("kind", ["bart", "roberta2roberta", "bg-decoder"])
+def test_batch_sizes_with_padding(models, kind, batch):
+    compare(models, kind, batch=batch, length=10, seed=batch, num_beams=4, num_return_sequences=4, max_new_tokens=12,
+            **SCORES)
+    compare(models, kind, batch=batch, length=10, seed=batch + 1, max_new_tokens=12)
+
+
+# ---- lengths, processors and special tokens ------------------------------------------------------
+OPTIONS = {
+    "min_length-above-output": dict(min_length=18, max_length=22),
+    "min_new_tokens": dict(min_new_tokens=9, max_new_tokens=12),
+    "max_length": dict(max_length=9),
+    "max_new_tokens-1": dict(max_new_tokens=1),
+    "no_repeat_ngram_size-3": dict(no_repeat_ngram_size=3, max_new_tokens=20),
+    "no_repeat_ngram_size-1": dict(no_repeat_ngram_size=1, max_new_tokens=12),
+    "repetition_penalty-1.5": dict(repetition_penalty=1.5, max_new_tokens=12),
+    "repetition_penalty-0.7": dict(repetition_penalty=0.7, max_new_tokens=12),
+    "bad_words_ids": dict(bad_words_ids=[[39], [18], [42, 26], [86, 86, 86]], max_new_tokens=12),
+    "forced_bos": dict(forced_bos_token_id=77, max_new_tokens=8),
+    "forced_eos": dict(forced_eos_token_id=61, max_new_tokens=8),
+    "forced_eos-list": dict(forced_eos_token_id=[61, 62], max_new_tokens=8),
+    "forced_eos-none": dict(forced_eos_token_id=None, max_new_tokens=8),
+    "eos-list": dict(eos_token_id=[39, 18, 7], max_new_tokens=12),
+    "eos-none": dict(eos_token_id=None, max_new_tokens=8),
+    "pad_token_id": dict(pad_token_id=3, max_new_tokens=12),
+    "processors-combined": dict(no_repeat_ngram_size=2, repetition_penalty=1.3, bad_words_ids=[[39]],
+                                min_new_tokens=3, max_new_tokens=12),
+}
+ENCODER_OPTIONS = {
+    "encoder_no_repeat_ngram_size-2": dict(encoder_no_repeat_ngram_size=2, max_new_tokens=12),
+    "encoder_no_repeat_ngram_size-1": dict(encoder_no_repeat_ngram_size=1, max_new_tokens=12),
+    "decoder_start_token_id": dict(decoder_start_token_id=9, max_new_tokens=10),
+}
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+@pytest.mark.parametrize("option", list(OPTIONS) + list(ENCODER_OPTIONS))
+def test_options(models, option, strategy):
+    kwargs = {**OPTIONS, **ENCODER_OPTIONS}[option]
+    kinds = ["bart", "bg2bg"] if option in ENCODER_OPTIONS else ["bart", "bart-causal"]
+    if strategy == "beam":
+        kwargs = dict(kwargs, num_beams=3, num_return_sequences=2, **SCORES)
+    for kind in kinds:
+        kw = dict(kwargs)
+        if kind in DECODER_ONLY and "max_length" in kw:
+            kw["max_length"] += 8  # the prompt counts
+        compare(models, kind, batch=3, seed=len(option), **kw)
+
+
+def test_decoder_prompt(models):
+    """decoder_input_ids continue a given decoder prefix (the start token is prepended when missing)."""
+    ref_model, ours_model = models("bart")
+    ids, mask = inputs("bart", ref_model, 2, 7, seed=5)
+    for prefix in (torch.tensor([[2, 44, 45], [2, 46, 47]]), torch.tensor([[44, 45], [46, 47]])):
+        for kwargs in (dict(max_new_tokens=6), dict(max_new_tokens=6, num_beams=3)):
+            ref = ref_model.generate(ids, attention_mask=mask, decoder_input_ids=prefix, **kwargs)
+            ours = ours_model.generate(ids, attention_mask=mask, decoder_input_ids=prefix, **kwargs)
+            assert_same_output(ref, ours, f"{prefix.tolist()} {kwargs}")
+
+
+# ---- a seeded random grid over every option at once ------------------------------------------------
+def random_options(rng: random.Random, kind: str, eos: int) -> dict:
+    kw = {}
+    beams = rng.choice([1, 1, 2, 3, 4, 5])
+    sample = rng.random() < 0.3
+    if beams > 1:
+        kw["num_beams"] = beams
+    if sample:
+        kw["do_sample"] = True
+        for name, values in (("temperature", [0.5, 0.8, 1.5]), ("top_k", [0, 3, 10, 50]), ("top_p", [0.5, 0.9])):
+            if rng.random() < 0.5:
+                kw[name] = rng.choice(values)
+    if (beams > 1 or sample) and rng.random() < 0.5:
+        kw["num_return_sequences"] = rng.randint(1, beams if beams > 1 else 3)
+    if beams > 1:
+        if rng.random() < 0.6:
+            kw["length_penalty"] = rng.choice([-1.0, 0.0, 0.5, 1.0, 2.0])
+        if rng.random() < 0.6:
+            kw["early_stopping"] = rng.choice([True, False, "never"])
+    prompt = 10 if kind in DECODER_ONLY else 1
+    if rng.random() < 0.5:
+        kw["max_new_tokens"] = rng.randint(1, 18)
+    else:
+        kw["max_length"] = prompt + rng.randint(1, 22)
+    if rng.random() < 0.25:
+        kw["min_length"] = rng.randint(0, prompt + 14)
+    if rng.random() < 0.25:
+        kw["min_new_tokens"] = rng.randint(0, 10)
+    if rng.random() < 0.25:
+        kw["no_repeat_ngram_size"] = rng.randint(1, 4)
+    if rng.random() < 0.2 and kind not in DECODER_ONLY:
+        kw["encoder_no_repeat_ngram_size"] = rng.randint(1, 3)
+    if rng.random() < 0.2:
+        kw["repetition_penalty"] = rng.choice([0.8, 1.2, 2.0])
+    if rng.random() < 0.2:
+        kw["bad_words_ids"] = [[rng.randint(6, V - 1)], [rng.randint(6, V - 1), rng.randint(6, V - 1)]]
+    if rng.random() < 0.15:
+        kw["forced_bos_token_id"] = rng.randint(6, V - 1)
+    if rng.random() < 0.2:
+        kw["forced_eos_token_id"] = rng.choice([None, rng.randint(6, V - 1), [rng.randint(6, V - 1), eos]])
+    if rng.random() < 0.15:
+        kw["eos_token_id"] = [rng.randint(6, V - 1), rng.randint(6, V - 1), eos]
+    if rng.random() < 0.1:
+        kw["pad_token_id"] = rng.randint(0, 3)
+    if rng.random() < 0.1 and kind not in DECODER_ONLY:
+        kw["decoder_start_token_id"] = rng.randint(0, V - 1)
+    if rng.random() < 0.4:
+        kw.update(return_dict_in_generate=True, output_scores=rng.random() < 0.8, output_logits=rng.random() < 0.3)
+    return kw
+
+
+@pytest.mark.parametrize("case", range(36))
+def test_random_option_grid(models, case):
+    rng = random.Random(1000 + case)
+    kind = KINDS[case % len(KINDS)]
+    ref_model, _ = models(kind)
+    kwargs = random_options(rng, kind, ref_model.generation_config.eos_token_id)
+    length = 10 if kind in DECODER_ONLY else rng.randint(3, 10)
+    compare(models, kind, batch=rng.choice([1, 2, 3, 5]), length=length, seed=case, **kwargs)
+
+
+# ---- sampling: seeds and generators ----------------------------------------------------------------
+def test_sampling_seed_and_generator(models):
+    """generate(seed=s) and generate(generator=torch.Generator().manual_seed(s)) draw what
+    transformers draws after torch.manual_seed(s); the ids depend on the seed."""
+    ref_model, ours_model = models("bart")
+    ids, mask = inputs("bart", ref_model, 3, 8, seed=3)
+    kwargs = dict(do_sample=True, max_new_tokens=10, top_k=0)
+    outputs = set()
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        ref = ref_model.generate(ids, attention_mask=mask, **kwargs)
+        assert torch.equal(ours_model.generate(ids, attention_mask=mask, seed=seed, **kwargs), ref)
+        generator = torch.Generator().manual_seed(seed)
+        assert torch.equal(ours_model.generate(ids, attention_mask=mask, generator=generator, **kwargs), ref)
+        outputs.add(tuple(ref.flatten().tolist()))
+    assert len(outputs) == 3
+    with pytest.raises(GenerationError, match="either `seed` or `generator`"):
+        ours_model.generate(ids, seed=1, generator=torch.Generator(), do_sample=True)
+
+
+# ---- precedence: kwargs > generation_config= > generation_config.json > config.json ---------------
+def test_precedence(tmp_path):
+    ref_model = build_reference("bart", seed=3)
+    ref_model.generation_config.update(num_beams=3, no_repeat_ngram_size=2, max_length=12, min_length=5,
+                                       length_penalty=2.0, early_stopping=True)
+    ref_model.save_pretrained(tmp_path / "file")
+    legacy = tmp_path / "legacy"
+    ref_model.save_pretrained(legacy)
+    (legacy / "generation_config.json").unlink()
+    config = json.loads((legacy / "config.json").read_text())
+    config.update(num_beams=2, no_repeat_ngram_size=3, max_length=10, min_length=4, length_penalty=0.5)
+    (legacy / "config.json").write_text(json.dumps(config))
+
+    ids, mask = inputs("bart", ref_model, 3, 8, seed=8)
+    for directory in (tmp_path / "file", legacy):
+        ref = transformers.BartForConditionalGeneration.from_pretrained(directory).eval()
+        ours = pygen.BartForConditionalGeneration.from_pretrained(directory).eval()
+        assert ours.generation_config.num_beams == ref.generation_config.num_beams
+        cases = [
+            ({}, {}),  # the file's values
+            (dict(num_beams=2, max_new_tokens=6, min_length=0), {}),  # kwargs win
+            (dict(forced_eos_token_id=None, no_repeat_ngram_size=None), {}),  # None unsets
+            ({}, dict(num_beams=4, max_length=9)),  # generation_config= replaces the file's values
+            (dict(num_beams=1), dict(num_beams=4, max_length=9)),  # kwargs beat generation_config=
+        ]
+        for kwargs, config_kwargs in cases:
+            extra = {}
+            if config_kwargs:
+                extra = dict(generation_config=transformers.GenerationConfig(**config_kwargs))
+            expected = ref.generate(ids, attention_mask=mask, **kwargs, **extra)
+            if config_kwargs:
+                extra = dict(generation_config=pygen.GenerationConfig(**config_kwargs))
+            got = ours.generate(ids, attention_mask=mask, **kwargs, **extra)
+            assert_same_output(expected, got, f"{directory.name} {kwargs} {config_kwargs}")
+
+
+# ---- streaming --------------------------------------------------------------------------------------
+class Recorder:
+    """A streamer with only put() and end(): records what it is given."""
+
+    def __init__(self):
+        self.calls = []
+
+    def put(self, value):
+        assert isinstance(value, torch.Tensor) and value.device.type == "cpu"
+        self.calls.append(value.clone())
+
+    def end(self):
+        self.calls.append("end")
+
+
+@pytest.mark.parametrize("kind", ["bart", "bg-decoder"])
+@pytest.mark.parametrize("sample", [False, True])
+def test_streamer_receives_tokens_in_order(models, kind, sample):
+    ref_model, ours_model = models(kind)
+    ids, mask = inputs(kind, ref_model, 2, 6, seed=21)
+    kwargs = dict(max_new_tokens=10, do_sample=sample)
+    streams = []
+    for model in (ref_model, ours_model):
+        recorder = Recorder()
+        torch.manual_seed(4)
+        out = model.generate(ids, attention_mask=mask, streamer=recorder, **kwargs)
+        assert recorder.calls[-1] == "end" and "end" not in recorder.calls[:-1]
+        tokens = recorder.calls[:-1]
+        # first the prompt, then one token per row per step, and together they are the output
+        assert torch.equal(torch.cat([tokens[0]] + [t[:, None] for t in tokens[1:]], 1), out)
+        streams.append(tokens)
+    assert len(streams[0]) == len(streams[1])
+    assert all(torch.equal(a, b) for a, b in zip(*streams))
+
+
+class WordTokenizer:
+    """Decodes id n as the word "wn" ("</s>" for EOS); special ids are dropped on request."""
+
+    def __init__(self, eos: int, pad: int):
+        self.eos, self.pad_token_id, self.special = eos, pad, {eos, pad}
+
+    def decode(self, ids, skip_special_tokens=False):
+        ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
+        words = ["</s>" if i == self.eos else f"w{i}" for i in ids
+                 if not (skip_special_tokens and i in self.special)]
+        return " ".join(words)
+
+    def batch_decode(self, rows, **kwargs):
+        return [self.decode(row, **kwargs) for row in rows]
+
+    def __call__(self, texts, **kwargs):
+        return {"input_ids": [[int(w[1:]) for w in text.split()] + [self.eos] for text in texts]}
+
+
+@pytest.mark.parametrize("sample", [False, True])
+def test_text_streamers(models, sample):
+    ref_model, ours_model = models("bart")
+    tokenizer = WordTokenizer(eos=2, pad=1)
+    ids, mask = inputs("bart", ref_model, 1, 8, seed=31)
+    kwargs = dict(max_new_tokens=12, min_new_tokens=8, do_sample=sample)
+    printed = []
+    for model, streamer_cls in ((ref_model, transformers.TextStreamer), (ours_model, pygen.TextStreamer)):
+        buffer = io.StringIO()
+        torch.manual_seed(6)
+        with redirect_stdout(buffer):
+            out = model.generate(ids, attention_mask=mask, streamer=streamer_cls(tokenizer, skip_prompt=True,
+                                                                                skip_special_tokens=True), **kwargs)
+        printed.append(buffer.getvalue())
+    assert printed[0] == printed[1]
+    assert printed[1].strip() == tokenizer.decode(out[0, 1:], skip_special_tokens=True)
+
+    streamer = pygen.TextIteratorStreamer(tokenizer, skip_prompt=True, timeout=60, skip_special_tokens=True)
+    torch.manual_seed(6)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(
+        out=ours_model.generate(ids, attention_mask=mask, streamer=streamer, **kwargs)))
+    worker.start()
+    pieces = list(streamer)
+    worker.join()
+    assert len(pieces) > 2
+    assert "".join(pieces).strip() == tokenizer.decode(result["out"][0, 1:], skip_special_tokens=True)
+    assert torch.equal(result["out"], out)
+
+
+def test_streamer_is_refused_with_beam_search(models):
+    _, ours_model = models("bart")
+    with pytest.raises(GenerationError, match="streamer"):
+        ours_model.generate(torch.tensor([[5, 6, 2]]), num_beams=2, streamer=Recorder())
+
+
+# ---- generate_batches --------------------------------------------------------------------------------
+def test_exports():
+    from pygen import BaseStreamer, TextIteratorStreamer, TextStreamer, generate_batches
+    from pygen import generation
+
+    assert generate_batches is generation.generate_batches
+    assert TextStreamer is generation.TextStreamer and TextIteratorStreamer is generation.TextIteratorStreamer
+    assert BaseStreamer is generation.BaseStreamer
+    assert {"generate_batches", "TextStreamer", "TextIteratorStreamer", "BaseStreamer"} <= set(pygen.__all__)
+
+
+@pytest.mark.parametrize("kind, kwargs", [
+    ("bart", dict(num_beams=3, max_new_tokens=10)),
+    ("bart", dict(num_beams=3, num_return_sequences=2, max_new_tokens=8)),
+    ("bg2bg", dict(max_new_tokens=10)),
+    ("bg-decoder", dict(max_new_tokens=8)),
+])
+def test_generate_batches_equals_one_by_one(models, kind, kwargs, capsys):
+    """Sorted by length and batched, with a progress bar; results in input order, equal to
+    generating each text alone (up to the first EOS: what follows it is batch padding)."""
+    _, model = models(kind)
+    eos = model.generation_config.eos_token_id
+    tokenizer = WordTokenizer(eos=eos, pad=pad_id(model))
+    gen = torch.Generator().manual_seed(41)
+    lengths = torch.randint(1, 9, (7,), generator=gen).tolist()
+    texts = [" ".join(f"w{int(t)}" for t in torch.randint(6, V, (n,), generator=gen)) for n in lengths]
+    got = pygen.generate_batches(model, tokenizer, texts, batch_size=3, **kwargs)
+    assert "generate" in capsys.readouterr().err  # tqdm's bar, on stderr
+    ids = pygen.generate_batches(model, tokenizer, texts, batch_size=3, decode=False, progress=False, **kwargs)
+    returned = kwargs.get("num_return_sequences", 1)
+    for i, text in enumerate(texts):
+        prompt = torch.tensor([tokenizer([text])["input_ids"][0]])
+        alone = model.generate(prompt, **kwargs)
+        # decoder-only: the continuation; encoder-decoder: from the start token (which may be EOS)
+        start, first = (prompt.shape[1], 0) if kind in DECODER_ONLY else (0, 1)
+        expected = []
+        for row in alone[:, start:].tolist():
+            cut = next((n + 1 for n in range(first, len(row)) if row[n] == eos), len(row))
+            expected.append(row[:cut])
+        expected_text = [tokenizer.decode(e, skip_special_tokens=True) for e in expected]
+        if returned == 1:
+            assert ids[i] == expected[0] and got[i] == expected_text[0], (i, text)
+        else:
+            assert ids[i] == expected and got[i] == expected_text, (i, text)
