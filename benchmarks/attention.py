@@ -13,6 +13,11 @@ not timed).
 
     python benchmarks/attention.py                   # CPU, float32
     python benchmarks/attention.py --device cuda --dtype float16
+    python benchmarks/attention.py --device cuda --dtype bfloat16 --only prefill --backward
+
+--backward times forward + backward of the prefill cases (training), with the same gradient for
+both. On CUDA, decode rows also give pygen's effective bandwidth: bytes of Q, K, V and output it
+must move once, divided by its time (the issue's target: >= 70% of the device's HBM bandwidth).
 """
 from __future__ import annotations
 
@@ -28,25 +33,38 @@ import pygen
 from pygen.ops import attention
 
 
-def prefill_case(b, h, lq, lk, d, dv, causal=False, pad=0, device="cpu", dtype=torch.float32):
-    q = torch.randn(b, lq, h, d, device=device, dtype=dtype)
-    k = torch.randn(b, lk, h, d, device=device, dtype=dtype)
-    v = torch.randn(b, lk, h, dv, device=device, dtype=dtype)
+def prefill_case(b, h, lq, lk, d, dv, causal=False, pad=0, device="cpu", dtype=torch.float32, backward=False):
+    q = torch.randn(b, lq, h, d, device=device, dtype=dtype, requires_grad=backward)
+    k = torch.randn(b, lk, h, d, device=device, dtype=dtype, requires_grad=backward)
+    v = torch.randn(b, lk, h, dv, device=device, dtype=dtype, requires_grad=backward)
+    grad = torch.randn(b, lq, h * dv, device=device, dtype=dtype)
     mask = None
     if pad:
         mask = torch.ones(b, lk, dtype=torch.bool, device=device)
         mask[::2, lk - pad:] = False  # every other sequence right-padded
     sdpa_mask = None if mask is None else mask[:, None, None, :]
 
-    def ours():
+    def ours_fwd():
         return attention(q, k, v, key_padding_mask=mask, causal=causal).reshape(b, lq, h * dv)
 
-    def sdpa():
+    def sdpa_fwd():
         o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                            attn_mask=sdpa_mask, is_causal=causal)
         return o.transpose(1, 2).reshape(b, lq, h * dv)
 
-    return ours, sdpa
+    if not backward:
+        return ours_fwd, sdpa_fwd
+
+    def with_backward(fwd):
+        def run():
+            with torch.enable_grad():
+                q.grad = k.grad = v.grad = None
+                out = fwd()
+                out.backward(grad)
+            return out.detach()
+        return run
+
+    return with_backward(ours_fwd), with_backward(sdpa_fwd)
 
 
 def decode_case(batch, beams, h, lk, d, cross, device="cpu", dtype=torch.float32, capacity=2048):
@@ -67,6 +85,8 @@ def decode_case(batch, beams, h, lk, d, cross, device="cpu", dtype=torch.float32
 
     def ours():
         return attention(q, k, v, kv_group=group).reshape(rows, 1, h * d)
+
+    ours.bytes = (q.numel() * 2 + k.numel() + v.numel()) * q.element_size()  # q in, out, K and V once
 
     def sdpa():
         o = F.scaled_dot_product_attention(q.transpose(1, 2), k_sdpa, v_sdpa)
@@ -100,7 +120,10 @@ def compare(name, ours, sdpa, reps, device):
             t_ours.append(timed(ours, device))
             t_sdpa.append(timed(sdpa, device))
     mo, ms = statistics.median(t_ours) * 1e3, statistics.median(t_sdpa) * 1e3
-    print(f"| {name} | {mo:.3f} | {ms:.3f} | {ms / mo:.2f}x | {err:.1e} |", flush=True)
+    extra = ""
+    if device == "cuda":  # decode: pygen's effective bandwidth
+        extra = f" {ours.bytes / (mo * 1e-3) / 1e9:.0f} |" if hasattr(ours, "bytes") else " |"
+    print(f"| {name} | {mo:.3f} | {ms:.3f} | {ms / mo:.2f}x | {err:.1e} |{extra}", flush=True)
 
 
 def main():
@@ -109,6 +132,7 @@ def main():
     ap.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     ap.add_argument("--reps", type=int, default=0, help="repetitions per case (default: 15 prefill, 200 decode)")
     ap.add_argument("--only", choices=["prefill", "decode"], default=None)
+    ap.add_argument("--backward", action="store_true", help="prefill cases time forward + backward")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="wall: elapsed time; cpu: CPU time of this process (all its threads), which other "
@@ -127,8 +151,12 @@ def main():
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {dev}, {args.dtype}, "
           f"pygen kernels: {pygen.build_info()['cpu_kernels'] if dev == 'cpu' else pygen.build_info()['cuda_kernels']}, "
           f"{args.clock} clock, 1-min load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print("| case | pygen ms | SDPA ms | speedup | rel. diff |")
-    print("|---|---|---|---|---|")
+    if dev == "cuda":
+        print("| case | pygen ms | SDPA ms | speedup | rel. diff | pygen GB/s |")
+        print("|---|---|---|---|---|---|")
+    else:
+        print("| case | pygen ms | SDPA ms | speedup | rel. diff |")
+        print("|---|---|---|---|---|")
     if args.only != "decode":
         reps = args.reps or 15
         for name, kw in [
@@ -138,7 +166,9 @@ def main():
             ("prefill B=1 H=16 L=1024 D=64, causal", dict(b=1, h=16, lq=1024, lk=1024, d=64, dv=64, causal=True)),
             ("Perceiver cross 256x2048, H=8, qk 32 / v 160", dict(b=1, h=8, lq=256, lk=2048, d=32, dv=160)),
         ]:
-            compare(name, *prefill_case(**kw, device=dev, dtype=dt), reps, dev)
+            if args.backward:
+                name += ", fwd+bwd"
+            compare(name, *prefill_case(**kw, device=dev, dtype=dt, backward=args.backward), reps, dev)
     if args.only != "prefill":
         reps = args.reps or 200
         for cross in (False, True):
