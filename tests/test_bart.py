@@ -253,11 +253,7 @@ def test_fully_masked_rows_match_reference():
 @pytest.mark.parametrize("head", HEADS)
 def test_attentions_and_hidden_states_match_eager(head):
     hf, ours = make_pair(head, "gelu_new-scaled", seed=9, attn="eager")
-    inputs = head_inputs(head, seed=13)
-    # a decoder query that sees no key (eager attention spreads it evenly; so must we)
-    key = "attention_mask" if head == "BartForCausalLM" else "decoder_attention_mask"
-    if key in inputs:
-        inputs[key][1, 0] = 0
+    inputs = head_inputs(head, seed=13)  # every query sees a key here: see the test below for those that do not
     with torch.no_grad():
         ref = hf(**inputs, output_attentions=True, output_hidden_states=True)
         out = ours(**inputs, output_attentions=True, output_hidden_states=True)
@@ -267,6 +263,51 @@ def test_attentions_and_hidden_states_match_eager(head):
         fields = OUTPUT_FIELDS[head] + ["decoder_hidden_states", "decoder_attentions", "cross_attentions",
                                         "encoder_hidden_states", "encoder_attentions"]
     assert_same_outputs(out, ref, fields)
+
+
+def _zero_rows_without_keys(probs: torch.Tensor) -> torch.Tensor:
+    """transformers' eager probabilities with the rows of queries that see no key set to 0 (eager
+    spreads them evenly: every entry equal, i.e. 1 / kv_len)."""
+    uniform = (probs - 1.0 / probs.shape[-1]).abs().amax(dim=-1, keepdim=True) < 1e-6
+    return probs.masked_fill(uniform, 0.0)
+
+
+@pytest.mark.parametrize("head", ["BartForConditionalGeneration", "BartForCausalLM"])
+def test_output_attentions_does_not_change_logits(head):
+    """Queries that see no key (an all-padding source row, left-padded decoder rows): the logits are
+    those of transformers' default sdpa attention with or without output_attentions, and their
+    probability rows are 0 (transformers' eager attention spreads them evenly instead, and with its
+    default sdpa attention returns no probabilities)."""
+    hf_sdpa, ours = make_pair(head, "gelu_new-scaled", seed=31)
+    hf_eager = make_pair(head, "gelu_new-scaled", seed=31, attn="eager")[0]
+    inputs = head_inputs(head, seed=31)
+    if head == "BartForCausalLM":
+        inputs["attention_mask"][1, :3] = 0
+        fields = ["attentions"]
+    else:
+        inputs["attention_mask"][2] = 0
+        inputs["decoder_attention_mask"][1, :2] = 0
+        fields = ["decoder_attentions", "cross_attentions", "encoder_attentions"]
+    with torch.no_grad():
+        ref = hf_sdpa(**inputs)
+        plain = ours(**inputs)
+        with_probs = ours(**inputs, output_attentions=True)
+        eager = hf_eager(**inputs, output_attentions=True)
+    assert_close(plain.logits, ref.logits, what="logits")
+    assert torch.equal(with_probs.logits, plain.logits) or (with_probs.logits - plain.logits).abs().max() < 1e-5
+    assert_close(with_probs.logits, ref.logits, what="logits with output_attentions")
+    n_zero_rows = 0
+    for field in fields:
+        for i, (ours_probs, eager_probs) in enumerate(zip(getattr(with_probs, field), getattr(eager, field))):
+            sums = ours_probs.sum(-1)
+            assert torch.all((sums == 0) | ((sums - 1).abs() < 1e-5)), f"{field}[{i}]"
+            n_zero_rows += int((sums == 0).sum())
+            if i == 0 and field != "cross_attentions":
+                # The first self-attention sees the same inputs as eager's; later layers (and the
+                # cross-attention after the decoder's first self-attention) see the states that
+                # differ where eager spread a query's weight evenly.
+                assert_close(ours_probs, _zero_rows_without_keys(eager_probs), what=f"{field}[{i}]")
+    assert n_zero_rows > 0  # the case under test did occur
 
 
 def test_causal_lm_with_cross_attention():

@@ -57,9 +57,6 @@ _MIXIN_LENGTH = ("mixin.py generate does not check max_length against max_positi
 _MIXIN_ENCODER = "mixin.py _encoder_hidden_states checks neither the hidden size nor the device of encoder_outputs"
 _SAMPLE_NAN = "search.py greedy_or_sample: torch.multinomial on NaN probabilities raises RuntimeError"
 KNOWN_BUGS = {
-    ("forward", "bart", "too long"): "bart.py _check_positions: the message names 'the input', not input_ids",
-    ("forward", "bart", "decoder too long"): "bart.py _check_positions: the message names 'the decoder input'",
-    ("forward", "bart", "decoder batch mismatch"): "bart.py BartDecoder.forward: message names encoder_hidden_states",
     ("forward", "perceiver", "ids on meta"): "perceiver.py PerceiverTextPreprocessor.check_inputs: int(inputs.min()) "
                                              "on a meta tensor: RuntimeError",
     ("forward", "perceiver", "mask on meta"): "perceiver.py PerceiverModel.forward: attention_mask.to(device) "
@@ -72,7 +69,6 @@ KNOWN_BUGS = {
     ("forward", "bert2bert", "decoder mask wrong shape"): _ED_NAMES,
     ("forward", "bert2bert", "decoder batch mismatch"): "bert.py _check_inputs: message names encoder_hidden_states",
     ("forward", "bert2bert", "decoder ids on meta"): _BERT_IDS,
-    ("generate", "bart", "prompt too long"): "bart.py _check_positions: the message does not name input_ids",
     ("generate", "bert2bert", "prompt too long"): _BERT_LONG,
     ("generate", "bert_generation", "prompt too long"): "bert.py BertCausalLMMixin.decode_step: the too-long "
                                                         "message does not name input_ids",

@@ -5,8 +5,9 @@ dicts load in both directions and code written against transformers runs unchang
 
 Attention always goes through :func:`pygen.ops.attention` on ``[batch, len, heads, head_dim]``
 views of the projections. The fused kernel does not return probabilities, so
-``output_attentions=True`` switches to an explicit softmax written like transformers' eager
-attention (the implementation transformers itself needs for that flag).
+``output_attentions=True`` switches to an explicit softmax with the same result (the probabilities
+are transformers' eager attention's, except that a query which sees no key gets 0 everywhere, as
+its output does in the default path and in transformers' default sdpa attention).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from ..modeling_outputs import (BaseModelOutput, BaseModelOutputWithPastAndCross
                                 Seq2SeqQuestionAnsweringModelOutput, Seq2SeqSequenceClassifierOutput)
 from ..modeling_utils import PreTrainedModel
 from ..ops import attention
+from ._checks import check_device, check_embeds, check_ids, check_labels, check_mask, check_tensor
 
 # ---------------------------------------------------------------------------------------------
 # Configuration
@@ -96,76 +98,28 @@ class BartConfig(PretrainedConfig):
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_tensor(name: str, value: Any) -> Tensor:
-    if not isinstance(value, Tensor):
-        raise InputError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    return value
-
-
-def _check_device(name: str, value: Tensor, device: torch.device) -> None:
-    if value.device != device:
-        raise InputError(f"{name} is on {value.device} but the model is on {device}")
+_check_tensor = check_tensor
+_check_device = check_device
 
 
 def _check_ids(name: str, ids: Any, vocab_size: int, device: torch.device) -> tuple[int, int]:
     """Validate a ``[batch, length]`` tensor of token ids; return its shape."""
-    ids = _check_tensor(name, ids)
-    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
-        raise InputError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
-    if ids.dim() != 2:
-        raise InputError(f"{name} must be [batch, length], got shape {tuple(ids.shape)}")
-    if ids.numel() == 0:
-        raise InputError(f"{name} is empty (shape {tuple(ids.shape)}); give at least one token per row")
-    _check_device(name, ids, device)
-    low, high = (int(x) for x in torch.aminmax(ids))
-    if low < 0 or high >= vocab_size:
-        bad = low if low < 0 else high
-        raise InputError(f"{name} holds token id {bad}, outside the vocabulary [0, {vocab_size})")
-    return ids.shape[0], ids.shape[1]
+    return check_ids(name, ids, vocab_size, device)
 
 
-def _check_embeds(name: str, embeds: Any, d_model: int, device: torch.device) -> tuple[int, int]:
+def _check_embeds(name: str, embeds: Any, d_model: int, device: torch.device,
+                  dtype: Optional[torch.dtype] = None) -> tuple[int, int]:
     """Validate ``[batch, length, d_model]`` input embeddings; return ``(batch, length)``."""
-    embeds = _check_tensor(name, embeds)
-    if not embeds.is_floating_point():
-        raise InputError(f"{name} must be a floating tensor, got dtype {embeds.dtype}")
-    if embeds.dim() != 3 or embeds.shape[-1] != d_model:
-        raise InputError(f"{name} must be [batch, length, {d_model}], got shape {tuple(embeds.shape)}")
-    if embeds.shape[0] == 0 or embeds.shape[1] == 0:
-        raise InputError(f"{name} is empty (shape {tuple(embeds.shape)})")
-    _check_device(name, embeds, device)
-    return embeds.shape[0], embeds.shape[1]
+    return check_embeds(name, embeds, d_model, device, dtype)
 
 
-def _check_mask(name: str, mask: Optional[Tensor], shape: tuple[int, ...], device: torch.device) -> Optional[Tensor]:
-    """Validate a padding mask (nonzero = attend) of exactly ``shape``; return it as bool."""
-    if mask is None:
-        return None
-    mask = _check_tensor(name, mask)
-    if mask.dtype.is_complex:
-        raise InputError(f"{name} must be bool, integer or float, got dtype {mask.dtype}")
-    if tuple(mask.shape) != tuple(shape):
-        raise InputError(f"{name} must have shape {list(shape)}, got {list(mask.shape)}")
-    _check_device(name, mask, device)
-    return mask.bool()
+_check_mask = check_mask
 
 
-def _check_positions(name: str, end: int, max_positions: int) -> None:
+def _check_positions(name: str, end: int, max_positions: int, past: int = 0) -> None:
     if end > max_positions:
-        raise InputError(f"{name} reaches position {end}, beyond max_position_embeddings={max_positions}")
-
-
-def _check_labels(name: str, labels: Any, vocab_size: int) -> None:
-    """Validate language-modelling targets: token ids, or -100 where no loss is taken."""
-    labels = _check_tensor(name, labels)
-    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise InputError(f"{name} must hold integer token ids, got dtype {labels.dtype}")
-    if labels.dim() != 2:
-        raise InputError(f"{name} must be [batch, length], got shape {tuple(labels.shape)}")
-    valid = (labels == -100) | ((labels >= 0) & (labels < vocab_size))
-    if not bool(valid.all()):
-        bad = int(labels[~valid][0])
-        raise InputError(f"{name} holds {bad}; labels must be in [0, {vocab_size}) or -100 (ignored)")
+        what = f"{end} positions" if not past else f"{end} positions ({past} cached + {end - past} new)"
+        raise InputError(f"{name} reaches {what}, beyond max_position_embeddings={max_positions}")
 
 
 def _check_same_shape(name: str, value: Tensor, shape: torch.Size) -> None:
@@ -225,9 +179,13 @@ class BartScaledWordEmbedding(nn.Embedding):
 
 def _eager_attention(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Tensor], causal: bool,
                      scale: float, kv_group: int, dropout_p: float) -> tuple[Tensor, Tensor]:
-    """Attention output and probabilities ``[batch, heads, q_len, kv_len]``, computed as transformers'
-    eager attention: masked scores get the dtype's minimum added (not -inf), so a query that sees
-    no key spreads its weight evenly, and the returned probabilities are taken after dropout."""
+    """Attention output and probabilities ``[batch, heads, q_len, kv_len]`` by an explicit softmax
+    (the probabilities are taken after dropout, as transformers' eager attention returns them).
+
+    The output is the default path's (:func:`pygen.ops.attention`, like transformers' default
+    sdpa attention), so ``output_attentions`` never changes the logits: a query that sees no key
+    gets output 0 and probabilities 0 (transformers' eager attention would spread it evenly over
+    all keys instead; its default sdpa attention returns no probabilities at all)."""
     if kv_group > 1:
         k, v = k.repeat_interleave(kv_group, dim=0), v.repeat_interleave(kv_group, dim=0)
         if key_padding_mask is not None:
@@ -239,8 +197,9 @@ def _eager_attention(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional
     if key_padding_mask is not None:
         visible = visible & key_padding_mask[:, None, None, :]
     scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * scale
-    bias = torch.where(visible, 0.0, torch.finfo(scores.dtype).min).to(scores.dtype)
-    probs = F.softmax(scores + bias, dim=-1)
+    probs = F.softmax(scores.masked_fill(~visible, float("-inf")), dim=-1)
+    if causal or key_padding_mask is not None:  # rows without a visible key: 0, not NaN
+        probs = probs.masked_fill(~visible.any(dim=-1, keepdim=True), 0.0)
     probs = F.dropout(probs, p=dropout_p, training=dropout_p > 0.0)
     return torch.einsum("bhqk,bkhd->bqhd", probs, v), probs
 
@@ -455,13 +414,14 @@ class BartEncoder(BartPreTrainedModel):
             self.config, output_attentions, output_hidden_states, return_dict)
         if (input_ids is None) == (inputs_embeds is None):
             raise InputError("give exactly one of input_ids or inputs_embeds")
-        device = self.embed_positions.weight.device
+        device, dtype = self.embed_positions.weight.device, self.embed_positions.weight.dtype
         if inputs_embeds is None:
             batch, seq_len = _check_ids("input_ids", input_ids, self.config.vocab_size, device)
+            _check_positions("input_ids", seq_len, self.max_source_positions)
             inputs_embeds = self.embed_tokens(input_ids)
         else:
-            batch, seq_len = _check_embeds("inputs_embeds", inputs_embeds, self.config.d_model, device)
-        _check_positions("the input", seq_len, self.max_source_positions)
+            batch, seq_len = _check_embeds("inputs_embeds", inputs_embeds, self.config.d_model, device, dtype)
+            _check_positions("inputs_embeds", seq_len, self.max_source_positions)
         attention_mask = _check_mask("attention_mask", attention_mask, (batch, seq_len), device)
 
         hidden_states = self.layernorm_embedding(inputs_embeds + self.embed_positions(seq_len))
@@ -506,20 +466,25 @@ class BartDecoder(BartPreTrainedModel):
                 encoder_hidden_states: Optional[Tensor] = None, encoder_attention_mask: Optional[Tensor] = None,
                 past_key_values: Optional[KVCache] = None, inputs_embeds: Optional[Tensor] = None,
                 use_cache: Optional[bool] = None, output_attentions: Optional[bool] = None,
-                output_hidden_states: Optional[bool] = None,
-                return_dict: Optional[bool] = None) -> Union[BaseModelOutputWithPastAndCrossAttentions, tuple]:
-        """``attention_mask`` covers the cached and the new positions: ``[batch, past + length]``."""
+                output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None,
+                _names: Optional[dict[str, str]] = None) -> Union[BaseModelOutputWithPastAndCrossAttentions, tuple]:
+        """``attention_mask`` covers the cached and the new positions: ``[batch, past + length]``.
+
+        ``_names`` (internal): how the caller named these arguments, for error messages
+        (:class:`BartModel` passes ``decoder_input_ids``, ``encoder_outputs``...)."""
+        names = _names or _DECODER_NAMES
         output_attentions, output_hidden_states, return_dict = _output_flags(
             self.config, output_attentions, output_hidden_states, return_dict)
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if (input_ids is None) == (inputs_embeds is None):
-            raise InputError("give exactly one of decoder_input_ids or decoder_inputs_embeds")
-        device = self.embed_positions.weight.device
+            raise InputError(f"give exactly one of {names['input_ids']} or {names['inputs_embeds']}")
+        device, dtype = self.embed_positions.weight.device, self.embed_positions.weight.dtype
         if inputs_embeds is None:
-            batch, seq_len = _check_ids("decoder_input_ids", input_ids, self.config.vocab_size, device)
-            inputs_embeds = self.embed_tokens(input_ids)
+            ids_name = names["input_ids"]
+            batch, seq_len = _check_ids(ids_name, input_ids, self.config.vocab_size, device)
         else:
-            batch, seq_len = _check_embeds("decoder_inputs_embeds", inputs_embeds, self.config.d_model, device)
+            ids_name = names["inputs_embeds"]
+            batch, seq_len = _check_embeds(ids_name, inputs_embeds, self.config.d_model, device, dtype)
 
         cache = past_key_values
         if cache is not None:
@@ -532,20 +497,27 @@ class BartDecoder(BartPreTrainedModel):
         elif use_cache:
             cache = KVCache(len(self.layers))
         past_length = cache.length if cache is not None else 0
-        _check_positions("the decoder input", past_length + seq_len, self.max_target_positions)
-        attention_mask = _check_mask("decoder_attention_mask", attention_mask, (batch, past_length + seq_len), device)
+        _check_positions(ids_name, past_length + seq_len, self.max_target_positions, past_length)
+        attention_mask = _check_mask(names["attention_mask"], attention_mask, (batch, past_length + seq_len), device)
         if encoder_hidden_states is not None:
-            source_batch = batch // cache.kv_group if cache is not None else batch
-            _check_embeds("encoder_hidden_states", encoder_hidden_states, self.config.d_model, device)
-            if encoder_hidden_states.shape[0] != source_batch:
-                raise InputError(f"encoder_hidden_states has batch {encoder_hidden_states.shape[0]}, "
-                                 f"expected {source_batch} for {batch} decoder rows")
-            encoder_attention_mask = _check_mask("encoder_attention_mask", encoder_attention_mask,
+            kv_group = cache.kv_group if cache is not None else 1
+            source_batch = batch // kv_group
+            source_name = names["encoder_hidden_states"]
+            _check_embeds(source_name, encoder_hidden_states, self.config.d_model, device, dtype)
+            if encoder_hidden_states.shape[0] * kv_group != batch:
+                rows = f"{batch} rows" if kv_group == 1 else f"{batch} rows in groups of {kv_group}"
+                raise InputError(f"{ids_name} has batch {batch} but {source_name} has batch "
+                                 f"{encoder_hidden_states.shape[0]}; {rows} need {source_batch} source rows")
+            encoder_attention_mask = _check_mask(names["encoder_attention_mask"], encoder_attention_mask,
                                                  tuple(encoder_hidden_states.shape[:2]), device)
         elif encoder_attention_mask is not None:  # a source cached by an earlier call
-            encoder_attention_mask = _check_tensor("encoder_attention_mask", encoder_attention_mask).bool()
+            encoder_attention_mask = _check_tensor(names["encoder_attention_mask"], encoder_attention_mask)
+            _check_device(names["encoder_attention_mask"], encoder_attention_mask, device)
+            encoder_attention_mask = encoder_attention_mask.bool()
         elif cache is not None:
             encoder_attention_mask = cache.cross_mask
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
 
         hidden_states = self.layernorm_embedding(inputs_embeds + self.embed_positions(seq_len, past_length))
         hidden_states = F.dropout(hidden_states, p=self.dropout, training=self.training)
@@ -622,6 +594,14 @@ class BartDecoder(BartPreTrainedModel):
         return hidden_states
 
 
+_DECODER_NAMES = {"input_ids": "input_ids", "inputs_embeds": "inputs_embeds", "attention_mask": "attention_mask",
+                  "encoder_hidden_states": "encoder_hidden_states", "encoder_attention_mask": "encoder_attention_mask"}
+# How BartModel and its heads name the decoder's arguments.
+_SEQ2SEQ_NAMES = {"input_ids": "decoder_input_ids", "inputs_embeds": "decoder_inputs_embeds",
+                  "attention_mask": "decoder_attention_mask", "encoder_hidden_states": "encoder_outputs",
+                  "encoder_attention_mask": "attention_mask"}
+
+
 def _as_encoder_output(encoder_outputs: Any) -> BaseModelOutput:
     """Accept the encoder's output object (ours or transformers') or a tuple
     ``(last_hidden_state[, hidden_states[, attentions]])``."""
@@ -686,7 +666,8 @@ class BartModel(BartPreTrainedModel):
             input_ids=decoder_input_ids, attention_mask=decoder_attention_mask,
             encoder_hidden_states=encoder_outputs.last_hidden_state, encoder_attention_mask=attention_mask,
             past_key_values=past_key_values, inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True)
+            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            _names=_SEQ2SEQ_NAMES)
 
         out = Seq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,
@@ -751,7 +732,7 @@ class BartForConditionalGeneration(BartPreTrainedModel, GenerationMixin):
         """``labels`` ``[batch, target_len]``: next tokens to predict, -100 where no loss is taken."""
         return_dict = self.config.return_dict if return_dict is None else return_dict
         if labels is not None:
-            _check_labels("labels", labels, self.config.vocab_size)
+            labels = check_labels("labels", labels, self.config.vocab_size, self.lm_head.weight.device)
             use_cache = False  # training: nothing to continue
             if decoder_input_ids is None and decoder_inputs_embeds is None:
                 decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
@@ -973,6 +954,8 @@ class BartForCausalLM(BartPreTrainedModel, GenerationMixin):
                 return_dict: Optional[bool] = None) -> Union[CausalLMOutputWithCrossAttentions, tuple]:
         """``labels`` are not shifted: ``labels[:, i]`` is the target of ``logits[:, i]`` (-100 = ignored)."""
         return_dict = self.config.return_dict if return_dict is None else return_dict
+        if labels is not None:
+            labels = check_labels("labels", labels, self.config.vocab_size, self.lm_head.weight.device)
         outputs = self.model.decoder(input_ids=input_ids, attention_mask=attention_mask,
                                      encoder_hidden_states=encoder_hidden_states,
                                      encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values,
@@ -983,7 +966,6 @@ class BartForCausalLM(BartPreTrainedModel, GenerationMixin):
 
         loss = None
         if labels is not None:
-            _check_labels("labels", labels, self.config.vocab_size)
             _check_same_shape("labels", labels, logits.shape[:2])
             loss = F.cross_entropy(logits.view(-1, self.config.vocab_size), labels.reshape(-1))
 
