@@ -16,6 +16,8 @@
 
 #include <cmath>
 
+#include "generate.h"
+
 namespace pygen {
 namespace {
 
@@ -65,7 +67,8 @@ at::Tensor BeamSearch::step(const at::Tensor& log_probs, std::optional<at::Gener
   at::Tensor top_scores, top_index;
   if (c_.sample) {
     const auto probs = at::softmax(scores, -1);
-    top_index = at::multinomial(probs.cpu(), beams_to_keep_, false, generator).to(scores.device());
+    top_index = draw([&] { return at::multinomial(probs.cpu(), beams_to_keep_, false, generator); })
+                    .to(scores.device());
     top_scores = scores.gather(1, top_index);
   } else {
     std::tie(top_scores, top_index) = at::topk(scores, beams_to_keep_);

@@ -13,6 +13,7 @@
 #include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
 
+#include <functional>
 #include <random>
 
 #include "beam_search.h"
@@ -158,6 +159,19 @@ std::vector<float> to_floats(const at::Tensor& t) {
   return {cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel()};
 }
 
+}  // namespace
+
+at::Tensor draw(const std::function<at::Tensor()>& multinomial) {
+  try {
+    return multinomial();
+  } catch (const c10::Error&) {  // NaN / inf probabilities: the same condition transformers hits, named
+    throw GenerationError("sampling needs finite probabilities, but the model produced NaN or infinite scores "
+                          "(non-finite weights or inputs?)");
+  }
+}
+
+namespace {
+
 // transformers' _sample: greedy (argmax) or multinomial sampling, one row per output.
 GenerationResult search(const LoadedModel& model, const Settings& s, DecoderState& state, int64_t rows,
                         at::Generator& generator) {
@@ -172,7 +186,9 @@ GenerationResult search(const LoadedModel& model, const Settings& s, DecoderStat
     const auto processed = s.processors(seqs.narrow(1, 0, len), logits);
     at::Tensor next;
     if (s.do_sample) {
-      next = at::multinomial(at::softmax(processed, -1).cpu(), 1, false, generator).squeeze(1).to(opts.device());
+      next = draw([&] { return at::multinomial(at::softmax(processed, -1).cpu(), 1, false, generator); })
+                 .squeeze(1)
+                 .to(opts.device());
     } else {
       next = at::argmax(processed, -1);
     }

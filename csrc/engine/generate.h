@@ -3,6 +3,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
+
 #include "models.h"
 #include "pygen/generation_options.h"
 
@@ -12,5 +14,8 @@ namespace pygen {
 // already validated.
 GenerationResult generate(const LoadedModel& model, const at::Tensor& input_ids, const at::Tensor& attention_mask,
                           const GenerationOptions& options);
+
+// Runs a multinomial draw; ATen's failure on NaN / inf probabilities becomes a GenerationError.
+at::Tensor draw(const std::function<at::Tensor()>& multinomial);
 
 }  // namespace pygen
