@@ -44,12 +44,6 @@ def _one_thread():
 
 
 # (test, family, case) -> the bug, where it is (file and function), and what goes wrong.
-_BERT_IDS = "bert.py _check_ids calls .item() on a meta tensor: RuntimeError instead of a device check"
-_BERT_MASK = "bert.py _check_mask has no device check; the attention op then names 'key_padding_mask'"
-_BERT_EMBEDS = "bert.py BertStackMixin._check_inputs: inputs_embeds is not checked for type, dtype or device"
-_BERT_LONG = "bert.py BertStackMixin._check_inputs: the too-long message does not name input_ids"
-_ED_NAMES = ("encoder_decoder.py EncoderDecoderModel.forward passes decoder_input_ids / decoder_attention_mask to "
-             "the decoder, whose errors then name input_ids / attention_mask")
 _MIXIN_IDS = "mixin.py _check_ids copies ids with .to(device): NotImplementedError, no device check"
 _MIXIN_MASK = "mixin.py _check_mask copies the mask with .to(device): NotImplementedError, no device check"
 _MIXIN_LENGTH = ("mixin.py generate does not check max_length against max_position_embeddings up front; the model "
@@ -57,34 +51,10 @@ _MIXIN_LENGTH = ("mixin.py generate does not check max_length against max_positi
 _MIXIN_ENCODER = "mixin.py _encoder_hidden_states checks neither the hidden size nor the device of encoder_outputs"
 _SAMPLE_NAN = "search.py greedy_or_sample: torch.multinomial on NaN probabilities raises RuntimeError"
 KNOWN_BUGS = {
-    ("forward", "perceiver", "ids on meta"): "perceiver.py PerceiverTextPreprocessor.check_inputs: int(inputs.min()) "
-                                             "on a meta tensor: RuntimeError",
-    ("forward", "perceiver", "mask on meta"): "perceiver.py PerceiverModel.forward: attention_mask.to(device) "
-                                              "copies out of meta: NotImplementedError (no device check)",
-    ("forward", "perceiver", "labels on meta"): "perceiver.py PerceiverForMaskedLM._check_labels: bool() on a meta "
-                                                "tensor: RuntimeError",
-    ("forward", "bert2bert", "decoder id < 0"): _ED_NAMES,
-    ("forward", "bert2bert", "decoder float ids"): _ED_NAMES,
-    ("forward", "bert2bert", "decoder too long"): _ED_NAMES,
-    ("forward", "bert2bert", "decoder mask wrong shape"): _ED_NAMES,
-    ("forward", "bert2bert", "decoder batch mismatch"): "bert.py _check_inputs: message names encoder_hidden_states",
-    ("forward", "bert2bert", "decoder ids on meta"): _BERT_IDS,
-    ("generate", "bert2bert", "prompt too long"): _BERT_LONG,
-    ("generate", "bert_generation", "prompt too long"): "bert.py BertCausalLMMixin.decode_step: the too-long "
-                                                        "message does not name input_ids",
     ("generate", "bart", "encoder_outputs wrong width"): _MIXIN_ENCODER + " (RuntimeError from F.linear)",
     ("generate", "bert2bert", "encoder_outputs wrong width"): "bert.py gen_new_cache: message names "
                                                               "encoder_hidden_states, not encoder_outputs",
 }
-for _family in ("bert2bert", "bert_generation"):
-    KNOWN_BUGS.update({
-        ("forward", _family, "ids on meta"): _BERT_IDS,
-        ("forward", _family, "mask on meta"): _BERT_MASK,
-        ("forward", _family, "integer embeds"): _BERT_EMBEDS,
-        ("forward", _family, "embeds as list"): _BERT_EMBEDS + " (AttributeError)",
-        ("forward", _family, "embeds on meta"): _BERT_EMBEDS + " (RuntimeError from torch)",
-        ("forward", _family, "too long"): _BERT_LONG,
-    })
 for _family in ("bart", "bert2bert", "bert_generation"):
     KNOWN_BUGS.update({
         ("generate", _family, "ids on meta"): _MIXIN_IDS,

@@ -505,9 +505,10 @@ class BartDecoder(BartPreTrainedModel):
             source_name = names["encoder_hidden_states"]
             _check_embeds(source_name, encoder_hidden_states, self.config.d_model, device, dtype)
             if encoder_hidden_states.shape[0] * kv_group != batch:
-                rows = f"{batch} rows" if kv_group == 1 else f"{batch} rows in groups of {kv_group}"
+                need = "they must match" if kv_group == 1 else \
+                    f"{batch} rows in groups of {kv_group} need {source_batch} source rows"
                 raise InputError(f"{ids_name} has batch {batch} but {source_name} has batch "
-                                 f"{encoder_hidden_states.shape[0]}; {rows} need {source_batch} source rows")
+                                 f"{encoder_hidden_states.shape[0]}: {need}")
             encoder_attention_mask = _check_mask(names["encoder_attention_mask"], encoder_attention_mask,
                                                  tuple(encoder_hidden_states.shape[:2]), device)
         elif encoder_attention_mask is not None:  # a source cached by an earlier call
@@ -655,10 +656,13 @@ class BartModel(BartPreTrainedModel):
             _check_ids("input_ids", input_ids, self.config.vocab_size, self.shared.weight.device)
             decoder_input_ids = shift_tokens_right(input_ids, self.config.pad_token_id,
                                                    self.config.decoder_start_token_id)
+        names = _SEQ2SEQ_NAMES
         if encoder_outputs is None:
             encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                                            inputs_embeds=inputs_embeds, output_attentions=output_attentions,
                                            output_hidden_states=output_hidden_states, return_dict=True)
+            # The source is the encoder's output of this input.
+            names = {**names, "encoder_hidden_states": "input_ids" if inputs_embeds is None else "inputs_embeds"}
         else:
             encoder_outputs = _as_encoder_output(encoder_outputs)
 
@@ -667,7 +671,7 @@ class BartModel(BartPreTrainedModel):
             encoder_hidden_states=encoder_outputs.last_hidden_state, encoder_attention_mask=attention_mask,
             past_key_values=past_key_values, inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
             output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
-            _names=_SEQ2SEQ_NAMES)
+            _names=names)
 
         out = Seq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,

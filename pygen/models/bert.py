@@ -27,6 +27,7 @@ from ..generation.mixin import GenerationMixin
 from ..modeling_outputs import CausalLMOutputWithCrossAttentions, ModelOutput
 from ..modeling_utils import PreTrainedModel
 from ..ops import attention
+from . import _checks as checks
 
 logger = logging.getLogger("pygen")
 
@@ -83,35 +84,36 @@ class BaseModelOutputWithPoolingAndCrossAttentions(ModelOutput):
 
 
 # ---- input checks ------------------------------------------------------------------------
-def _check_ids(name: str, ids: Tensor, upper: int, what: str) -> None:
-    """``ids`` must be a non-empty 2-D integer tensor with values in ``[0, upper)``."""
-    if not isinstance(ids, Tensor) or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-        raise InputError(f"{name} must be an integer tensor, got "
-                         f"{ids.dtype if isinstance(ids, Tensor) else type(ids).__name__}")
-    if ids.dim() != 2:
-        raise InputError(f"{name} must be 2-D [batch, length], got shape {tuple(ids.shape)}")
-    if ids.numel() == 0:
-        raise InputError(f"{name} is empty (shape {tuple(ids.shape)})")
-    low, high = torch.aminmax(ids)
-    if low.item() < 0 or high.item() >= upper:
-        raise InputError(f"{name} holds values in [{low.item()}, {high.item()}], outside [0, {upper}) ({what})")
+def _check_ids(name: str, ids: Tensor, upper: int, what: str, device: torch.device) -> tuple[int, int]:
+    """``ids`` must be a non-empty 2-D integer tensor on ``device`` with values in ``[0, upper)``."""
+    return checks.check_ids(name, ids, upper, device, what)
 
 
-def _check_mask(name: str, mask: Optional[Tensor], shape: tuple[int, int]) -> None:
+def _check_mask(name: str, mask: Optional[Tensor], shape: tuple[int, int], device: Optional[torch.device] = None) -> None:
     if mask is None:
         return
     if not isinstance(mask, Tensor) or tuple(mask.shape) != shape:
         got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
         raise InputError(f"{name} must have shape {list(shape)} (1 = attend, 0 = padding), got {got}")
+    if mask.dtype.is_complex:
+        raise InputError(f"{name} must be bool, integer or float (1 = attend, 0 = padding), got dtype {mask.dtype}")
+    if device is not None:
+        checks.check_device(name, mask, device)
 
 
-def check_labels(labels: Tensor, shape: tuple[int, ...], vocab_size: int) -> None:
-    if not isinstance(labels, Tensor) or labels.is_floating_point() or tuple(labels.shape) != shape:
+def check_labels(labels: Tensor, shape: tuple[int, ...], vocab_size: int,
+                 device: Optional[torch.device] = None) -> Tensor:
+    """Returns the labels, moved to ``device`` (the logits') when on another real device."""
+    if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.is_complex() \
+            or labels.dtype == torch.bool or tuple(labels.shape) != shape:
         got = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, Tensor) else type(labels).__name__
         raise InputError(f"labels must be an integer tensor of shape {list(shape)}, got {got}")
-    bad = (labels != -100) & ((labels < 0) | (labels >= vocab_size))
-    if bad.any():
-        raise InputError(f"labels must be -100 (ignored) or in [0, {vocab_size}), got {labels[bad][0].item()}")
+    return checks.check_labels("labels", labels, vocab_size, labels.device if device is None else device, shape)
+
+
+# How the bare models and the LM heads name their arguments (an EncoderDecoderModel renames them).
+ARGUMENT_NAMES = {name: name for name in ("input_ids", "inputs_embeds", "attention_mask", "token_type_ids",
+                                          "position_ids", "encoder_hidden_states", "encoder_attention_mask")}
 
 
 # ---- embeddings --------------------------------------------------------------------------
@@ -398,44 +400,63 @@ class BertStackMixin:
     def _check_inputs(self, input_ids: Optional[Tensor], inputs_embeds: Optional[Tensor],
                       attention_mask: Optional[Tensor], token_type_ids: Optional[Tensor],
                       position_ids: Optional[Tensor], encoder_hidden_states: Optional[Tensor],
-                      encoder_attention_mask: Optional[Tensor], cache: Optional[KVCache]) -> None:
+                      encoder_attention_mask: Optional[Tensor], cache: Optional[KVCache],
+                      names: Optional[dict[str, str]] = None) -> None:
+        """Check the inputs before anything runs; ``names`` says how the caller spelled each argument
+        (an ``EncoderDecoderModel`` passes ``decoder_input_ids``, ``encoder_outputs``...)."""
+        names = names or ARGUMENT_NAMES
         config = self.config
+        weight = self.embeddings.word_embeddings.weight
+        device = weight.device
         if (input_ids is None) == (inputs_embeds is None):
-            raise InputError("pass exactly one of input_ids and inputs_embeds")
+            raise InputError(f"pass exactly one of {names['input_ids']} and {names['inputs_embeds']}")
         if input_ids is not None:
-            _check_ids("input_ids", input_ids, config.vocab_size, f"vocab_size is {config.vocab_size}")
-            batch, length = input_ids.shape
+            main = names["input_ids"]
+            batch, length = _check_ids(main, input_ids, config.vocab_size, f"vocab_size is {config.vocab_size}",
+                                       device)
         else:
-            if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != config.hidden_size or not inputs_embeds.numel():
-                raise InputError(f"inputs_embeds must be [batch, length, {config.hidden_size}] and non-empty, "
-                                 f"got {tuple(inputs_embeds.shape)}")
-            batch, length = inputs_embeds.shape[:2]
+            main = names["inputs_embeds"]
+            batch, length = checks.check_embeds(main, inputs_embeds, config.hidden_size, device, weight.dtype)
         past = cache.length if cache is not None else 0
         if position_ids is None:
             if past + length > self.embeddings.max_length():
-                raise InputError(f"sequence of {past + length} positions (cached {past} + new {length}) is longer "
-                                 f"than the model's maximum of {self.embeddings.max_length()}")
+                cached = f" (cached {past} + new {length})" if past else ""
+                raise InputError(f"{main} has {past + length} positions{cached}: longer than the model's maximum "
+                                 f"of {self.embeddings.max_length()} (max_position_embeddings)")
         else:
-            _check_ids("position_ids", position_ids, config.max_position_embeddings,
-                       f"max_position_embeddings is {config.max_position_embeddings}")
+            _check_ids(names["position_ids"], position_ids, config.max_position_embeddings,
+                       f"max_position_embeddings is {config.max_position_embeddings}", device)
             if position_ids.shape[1] != length or position_ids.shape[0] not in (1, batch):
-                raise InputError(f"position_ids must be [{batch}, {length}], got {tuple(position_ids.shape)}")
-        _check_mask("attention_mask", attention_mask, (batch, past + length))
+                raise InputError(f"{names['position_ids']} must be [{batch}, {length}], "
+                                 f"got {tuple(position_ids.shape)}")
+        _check_mask(names["attention_mask"], attention_mask, (batch, past + length), device)
         if token_type_ids is not None:
             type_vocab = config.type_vocab_size
-            _check_ids("token_type_ids", token_type_ids, type_vocab, f"type_vocab_size is {type_vocab}")
+            _check_ids(names["token_type_ids"], token_type_ids, type_vocab, f"type_vocab_size is {type_vocab}",
+                       device)
             if tuple(token_type_ids.shape) != (batch, length):
-                raise InputError(f"token_type_ids must be [{batch}, {length}], got {tuple(token_type_ids.shape)}")
+                raise InputError(f"{names['token_type_ids']} must be [{batch}, {length}], "
+                                 f"got {tuple(token_type_ids.shape)}")
+        source = names["encoder_hidden_states"]
         if encoder_hidden_states is not None:
             if not self.encoder.has_cross_attention:
-                raise InputError(f"encoder_hidden_states were given but this {type(self).__name__} has no "
+                raise InputError(f"{source} were given but this {type(self).__name__} has no "
                                  "cross-attention (build it with is_decoder=True, add_cross_attention=True)")
             kv_group = cache.kv_group if cache is not None else 1
+            checks.check_tensor(source, encoder_hidden_states)
             shape = tuple(encoder_hidden_states.shape)
-            if len(shape) != 3 or shape[0] * kv_group != batch or shape[2] != config.hidden_size or not shape[1]:
-                raise InputError(f"encoder_hidden_states must be [{batch // kv_group}, source_len, "
+            if len(shape) != 3 or shape[2] != config.hidden_size or not shape[1] or not shape[0]:
+                raise InputError(f"{source} must be [{batch // kv_group}, source_len, "
                                  f"{config.hidden_size}], got {shape}")
-            _check_mask("encoder_attention_mask", encoder_attention_mask, shape[:2])
+            if shape[0] * kv_group != batch:
+                need = "they must match" if kv_group == 1 else \
+                    f"{batch} rows in groups of {kv_group} need {batch // kv_group} source rows"
+                raise InputError(f"{main} has batch {batch} but {source} has batch {shape[0]}: {need}")
+            checks.check_embeds(source, encoder_hidden_states, config.hidden_size, device, weight.dtype)
+            _check_mask(names["encoder_attention_mask"], encoder_attention_mask, shape[:2], device)
+        elif encoder_attention_mask is not None:  # a source cached by an earlier call
+            checks.check_tensor(names["encoder_attention_mask"], encoder_attention_mask)
+            checks.check_device(names["encoder_attention_mask"], encoder_attention_mask, device)
 
     def _run_stack(self, input_ids: Optional[Tensor], attention_mask: Optional[Tensor],
                    position_ids: Optional[Tensor], inputs_embeds: Optional[Tensor],
@@ -531,7 +552,7 @@ class BertCausalLMMixin(GenerationMixin):
         logits = self.lm_logits(hidden)
         loss = None
         if labels is not None:
-            check_labels(labels, tuple(logits.shape[:2]), self.config.vocab_size)
+            labels = check_labels(labels, tuple(logits.shape[:2]), self.config.vocab_size, logits.device)
             loss = causal_lm_loss(logits, labels)
         out = CausalLMOutputWithCrossAttentions(loss=loss, logits=logits, past_key_values=cache,
                                                 hidden_states=all_hidden)
@@ -566,6 +587,14 @@ class BertCausalLMMixin(GenerationMixin):
         positions = generation_position_ids(attention_mask, cache.length, input_ids.shape[1], input_ids.device)
         return self.decode_step(input_ids, cache, attention_mask, positions)
 
+    def gen_max_positions(self, explicit_positions: bool = True) -> int:
+        """The most positions (prompt + generated, cached included) :meth:`decode_step` accepts: with
+        explicit position ids (decoder-only generation) ``max_position_embeddings``, else what the
+        model's own position ids can address (RoBERTa's start after the padding id)."""
+        if explicit_positions:
+            return self.config.max_position_embeddings
+        return self.backbone.embeddings.max_length()
+
     def decode_step(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor] = None,
                     position_ids: Optional[Tensor] = None) -> Tensor:
         """Logits of the newest tokens, attending to (and extending) ``cache``; ``position_ids=None``
@@ -574,14 +603,18 @@ class BertCausalLMMixin(GenerationMixin):
         Token values are checked for the prompt only: later tokens come from the model, and
         checking them would cost a device sync per step.
         """
+        embeddings = self.backbone.embeddings
+        device = embeddings.word_embeddings.weight.device
         if cache.length == 0:
-            _check_ids("input_ids", input_ids, self.config.vocab_size, f"vocab_size is {self.config.vocab_size}")
+            _check_ids("input_ids", input_ids, self.config.vocab_size, f"vocab_size is {self.config.vocab_size}",
+                       device)
         _check_mask("attention_mask", attention_mask, (input_ids.shape[0], cache.length + input_ids.shape[1]))
         total = cache.length + input_ids.shape[1]
-        embeddings = self.backbone.embeddings
-        limit = self.config.max_position_embeddings if position_ids is not None else embeddings.max_length()
+        limit = self.gen_max_positions(position_ids is not None)
         if total > limit:
-            raise InputError(f"cannot decode {total} positions: the model's maximum is {limit}")
+            cached = f" (cached {cache.length} + new {input_ids.shape[1]})" if cache.length else ""
+            raise InputError(f"input_ids reach {total} positions{cached}: longer than the model's maximum of {limit} "
+                             "(max_position_embeddings)")
         hidden, _, _ = self.backbone._run_stack(input_ids, attention_mask, position_ids, None, None, None, cache,
                                                 True, False, False, check_inputs=False)
         return self.lm_logits(hidden)

@@ -26,6 +26,7 @@ from ..modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from ..modeling_utils import PreTrainedModel
 from .bert import (BertCausalLMMixin, BertConfig, BertLMHeadModel, BertModel, check_labels, init_skipped,
                    remap_bert_keys, skip_init)
+from . import _checks as checks
 from .bert_generation import BertGenerationDecoder, BertGenerationEncoder
 from .roberta import RobertaForCausalLM, RobertaModel
 
@@ -35,6 +36,13 @@ ENCODER_CLASSES: dict[str, type[PreTrainedModel]] = {
     "bert": BertModel, "roberta": RobertaModel, "bert-generation": BertGenerationEncoder}
 DECODER_CLASSES: dict[str, type[PreTrainedModel]] = {
     "bert": BertLMHeadModel, "roberta": RobertaForCausalLM, "bert-generation": BertGenerationDecoder}
+
+
+# How this model names the decoder's arguments (in error messages).
+DECODER_ARGUMENT_NAMES = {"input_ids": "decoder_input_ids", "inputs_embeds": "decoder_inputs_embeds",
+                          "attention_mask": "decoder_attention_mask", "token_type_ids": "decoder_token_type_ids",
+                          "position_ids": "decoder_position_ids", "encoder_hidden_states": "encoder_outputs",
+                          "encoder_attention_mask": "attention_mask"}
 
 
 def _model_class(table: dict[str, type[PreTrainedModel]], config: PretrainedConfig, role: str):
@@ -295,13 +303,28 @@ class EncoderDecoderModel(GenerationMixin, PreTrainedModel):
         to the encoder (e.g. ``token_type_ids``)."""
         kwargs_encoder = {key: value for key, value in kwargs.items() if not key.startswith("decoder_")}
         kwargs_decoder = {key[len("decoder_"):]: value for key, value in kwargs.items() if key.startswith("decoder_")}
+        device = self.decoder.get_input_embeddings().weight.device
+        if labels is not None:
+            labels = checks.check_labels("labels", labels, self.decoder.config.vocab_size, device)
+        names = DECODER_ARGUMENT_NAMES
         if encoder_outputs is None:
+            # The source is the encoder's output of this input.
+            names = {**names, "encoder_hidden_states": "input_ids" if inputs_embeds is None else "inputs_embeds"}
             encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                                            inputs_embeds=inputs_embeds, output_attentions=output_attentions,
                                            output_hidden_states=output_hidden_states, return_dict=True,
                                            **kwargs_encoder)
-        elif isinstance(encoder_outputs, (tuple, list)):
-            encoder_outputs = BaseModelOutput(**dict(zip(BaseModelOutput._fields, encoder_outputs)))
+        else:
+            if isinstance(encoder_outputs, (tuple, list)):
+                if not encoder_outputs:
+                    raise InputError("encoder_outputs is empty: give the encoder's output or a tuple starting "
+                                     "with its last hidden state")
+                encoder_outputs = BaseModelOutput(**dict(zip(BaseModelOutput._fields, encoder_outputs)))
+            source = checks.first_hidden_state("encoder_outputs", encoder_outputs)
+            weight = self.encoder.get_input_embeddings().weight
+            checks.check_embeds("encoder_outputs", source, self.config.encoder.hidden_size, weight.device,
+                                weight.dtype)
+            checks.check_mask("attention_mask", attention_mask, tuple(source.shape[:2]), weight.device)
         encoder_hidden_states = self.project_encoder_states(encoder_outputs[0])
 
         if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
@@ -309,6 +332,11 @@ class EncoderDecoderModel(GenerationMixin, PreTrainedModel):
             if decoder_attention_mask is None:
                 decoder_attention_mask = (decoder_input_ids != self.config.pad_token_id).long()
 
+        # Checked here too, so that the messages name this model's arguments (decoder_input_ids...).
+        self.decoder.backbone._check_inputs(
+            decoder_input_ids, decoder_inputs_embeds, decoder_attention_mask, kwargs_decoder.get("token_type_ids"),
+            kwargs_decoder.get("position_ids"), encoder_hidden_states, attention_mask,
+            past_key_values if isinstance(past_key_values, KVCache) else None, names=names)
         decoder_outputs = self.decoder(input_ids=decoder_input_ids, attention_mask=decoder_attention_mask,
                                        encoder_hidden_states=encoder_hidden_states,
                                        encoder_attention_mask=attention_mask, inputs_embeds=decoder_inputs_embeds,
@@ -320,7 +348,7 @@ class EncoderDecoderModel(GenerationMixin, PreTrainedModel):
         loss = None
         if labels is not None:
             # Unshifted: the decoder inputs were shifted instead.
-            check_labels(labels, tuple(logits.shape[:2]), self.decoder.config.vocab_size)
+            check_labels(labels, tuple(logits.shape[:2]), self.decoder.config.vocab_size, logits.device)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
         out = Seq2SeqLMOutput(loss=loss, logits=logits, past_key_values=decoder_outputs.past_key_values,
                               decoder_hidden_states=decoder_outputs.hidden_states,

@@ -28,6 +28,7 @@ from ..errors import ConfigError, InputError
 from ..modeling_outputs import ModelOutput
 from ..modeling_utils import PreTrainedModel
 from ..ops import attention
+from . import _checks as checks
 
 # The masked LM decoder's cross-attention shape is fixed by the architecture, not the config.
 _DECODER_HEADS = 8
@@ -334,7 +335,8 @@ class PerceiverTextPreprocessor(nn.Module):
         if inputs.shape[0] == 0 or not 0 < length <= limit:
             raise InputError(f"inputs of shape {tuple(inputs.shape)}: need a non-empty batch and 1 to "
                              f"max_position_embeddings ({limit}) positions")
-        low, high = int(inputs.min()), int(inputs.max())
+        checks.check_device("inputs", inputs, self.embeddings.weight.device)
+        low, high = (int(x) for x in torch.aminmax(inputs))
         if low < 0 or high >= self.config.vocab_size:
             raise InputError(f"inputs hold ids in [{low}, {high}], outside [0, vocab_size={self.config.vocab_size})")
 
@@ -442,18 +444,22 @@ class PerceiverModel(PerceiverPreTrainedModel):
         self.embeddings.latents = value
 
     def _check_inputs(self, inputs: Tensor, attention_mask: Optional[Tensor]) -> None:
+        device = self.embeddings.latents.device
         if self.input_preprocessor is not None:
             self.input_preprocessor.check_inputs(inputs)
-        elif not isinstance(inputs, Tensor) or inputs.dim() != 3 or inputs.shape[-1] != self.config.d_model \
-                or not inputs.is_floating_point():
-            raise InputError(f"inputs must be float embeddings [batch, length, d_model={self.config.d_model}], got "
-                             + (f"{inputs.dtype} of shape {tuple(inputs.shape)}" if isinstance(inputs, Tensor)
-                                else type(inputs).__name__))
+        else:
+            if not isinstance(inputs, Tensor) or inputs.dim() != 3 or inputs.shape[-1] != self.config.d_model \
+                    or not inputs.is_floating_point():
+                raise InputError(f"inputs must be float embeddings [batch, length, d_model={self.config.d_model}], "
+                                 "got " + (f"{inputs.dtype} of shape {tuple(inputs.shape)}"
+                                           if isinstance(inputs, Tensor) else type(inputs).__name__))
+            checks.check_embeds("inputs", inputs, self.config.d_model, device, self.embeddings.latents.dtype)
         if attention_mask is not None and (not isinstance(attention_mask, Tensor)
                                            or tuple(attention_mask.shape) != tuple(inputs.shape[:2])):
             got = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else type(attention_mask).__name__
             raise InputError(f"attention_mask must have the shape of the inputs' [batch, length] "
                              f"{tuple(inputs.shape[:2])}, got {got}")
+        checks.check_mask("attention_mask", attention_mask, tuple(inputs.shape[:2]), device)
 
     def forward(self, inputs: Tensor, attention_mask: Optional[Tensor] = None,
                 subsampled_output_points: Optional[dict[str, Tensor]] = None,
@@ -472,7 +478,7 @@ class PerceiverModel(PerceiverPreTrainedModel):
 
         self._check_inputs(inputs, attention_mask)
         batch_size = inputs.shape[0]
-        inputs_mask = attention_mask.to(inputs.device) != 0 if attention_mask is not None else None
+        inputs_mask = attention_mask != 0 if attention_mask is not None else None
         # Preprocessed inline so the embedded inputs are freed once the encoder has read them.
         sequence_output, hidden_states, attentions, cross_attentions = self.encoder(
             self.embeddings(batch_size),
@@ -524,14 +530,14 @@ class PerceiverForMaskedLM(PerceiverPreTrainedModel):
         # As transformers: the base model's "input embeddings", i.e. the latents.
         return self.perceiver.get_input_embeddings()
 
-    def _check_labels(self, labels: Tensor, logits: Tensor) -> None:
-        if not isinstance(labels, Tensor) or labels.is_floating_point() or tuple(labels.shape) != tuple(logits.shape[:2]):
+    def _check_labels(self, labels: Tensor, logits: Tensor) -> Tensor:
+        """The labels, on the logits' device (moved from another real device, as pygen always did)."""
+        if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.is_complex() \
+                or labels.dtype == torch.bool or tuple(labels.shape) != tuple(logits.shape[:2]):
             got = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, Tensor) else type(labels).__name__
             raise InputError(f"labels must be integer ids of shape [batch, max_position_embeddings] "
                              f"{tuple(logits.shape[:2])}, got {got}")
-        valid = ((labels >= 0) & (labels < self.config.vocab_size)) | (labels == -100)
-        if not bool(valid.all()):
-            raise InputError(f"labels must be in [0, vocab_size={self.config.vocab_size}) or -100 (ignored)")
+        return checks.check_labels("labels", labels, self.config.vocab_size, logits.device, tuple(logits.shape[:2]))
 
     def forward(self, inputs: Optional[Tensor] = None, attention_mask: Optional[Tensor] = None,
                 output_attentions: Optional[bool] = None, output_hidden_states: Optional[bool] = None,
@@ -553,8 +559,8 @@ class PerceiverForMaskedLM(PerceiverPreTrainedModel):
 
         loss = None
         if labels is not None:
-            self._check_labels(labels, logits)
-            loss = F.cross_entropy(logits.reshape(-1, self.config.vocab_size), labels.to(logits.device).reshape(-1))
+            labels = self._check_labels(labels, logits)
+            loss = F.cross_entropy(logits.reshape(-1, self.config.vocab_size), labels.reshape(-1))
 
         if not return_dict:
             output = (logits,) + tuple(outputs[2:])
