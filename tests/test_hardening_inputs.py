@@ -44,27 +44,13 @@ def _one_thread():
 
 
 # (test, family, case) -> the bug, where it is (file and function), and what goes wrong.
-_MIXIN_IDS = "mixin.py _check_ids copies ids with .to(device): NotImplementedError, no device check"
-_MIXIN_MASK = "mixin.py _check_mask copies the mask with .to(device): NotImplementedError, no device check"
-_MIXIN_LENGTH = ("mixin.py generate does not check max_length against max_position_embeddings up front; the model "
-                 "fails mid-decode (or not, if EOS comes first) without naming max_new_tokens / max_length")
-_MIXIN_ENCODER = "mixin.py _encoder_hidden_states checks neither the hidden size nor the device of encoder_outputs"
 _SAMPLE_NAN = "search.py greedy_or_sample: torch.multinomial on NaN probabilities raises RuntimeError"
-KNOWN_BUGS = {
-    ("generate", "bart", "encoder_outputs wrong width"): _MIXIN_ENCODER + " (RuntimeError from F.linear)",
-    ("generate", "bert2bert", "encoder_outputs wrong width"): "bert.py gen_new_cache: message names "
-                                                              "encoder_hidden_states, not encoder_outputs",
-}
+KNOWN_BUGS = {}
 for _family in ("bart", "bert2bert", "bert_generation"):
     KNOWN_BUGS.update({
-        ("generate", _family, "ids on meta"): _MIXIN_IDS,
-        ("generate", _family, "mask on meta"): _MIXIN_MASK,
-        ("generate", _family, "max_new_tokens past positions"): _MIXIN_LENGTH,
         ("nan weights", _family, "sample"): _SAMPLE_NAN,
         ("inf weights", _family, "sample"): _SAMPLE_NAN,
     })
-for _family in ("bart", "bert2bert"):
-    KNOWN_BUGS[("generate", _family, "encoder_outputs on meta")] = _MIXIN_ENCODER + " (RuntimeError from torch)"
 
 
 def param(test: str, *case: str, values=None):

@@ -83,6 +83,8 @@ class GenerationMixin:
         if not is_encoder_decoder and model_inputs.get("decoder_input_ids") is not None:
             raise GenerationError(f"{type(self).__name__} is decoder-only: pass the prompt as `input_ids`")
         device = self.device
+        if encoder_hidden is not None:
+            encoder_hidden = _check_encoder_hidden(encoder_hidden, self.config, device, self.dtype)
         if input_ids is None and encoder_hidden is None:
             if config.bos_token_id is None:
                 raise GenerationError("no `input_ids` were given and `bos_token_id` is not set to start from")
@@ -149,6 +151,7 @@ class GenerationMixin:
             name = "decoder_input_ids" if is_encoder_decoder else "input_ids"
             raise GenerationError(f"{name} already has {prompt_len} tokens but `max_length` is {config.max_length}: "
                                   "increase `max_length` or set `max_new_tokens`")
+        _check_positions(self, config, prompt_len, is_encoder_decoder)
         if config.min_length > config.max_length:
             warnings.warn(f"`min_length` ({config.min_length}) is larger than `max_length` ({config.max_length}): "
                           "generation stops at max_length", UserWarning)
@@ -287,6 +290,7 @@ def _check_ids(name: str, ids: Any, vocab_size: int, device: torch.device) -> Te
         raise InputError(f"`{name}` is an empty batch")
     if ids.shape[1] == 0:
         raise InputError(f"`{name}` has no tokens")
+    _check_has_data(name, ids, device)
     ids = ids.to(device=device, dtype=torch.long)
     low, high = int(ids.min()), int(ids.max())
     if low < 0 or high >= vocab_size:
@@ -300,4 +304,53 @@ def _check_mask(mask: Any, shape: tuple[int, int], device: torch.device) -> Tens
         got = list(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
         raise InputError(f"`attention_mask` must be a tensor of shape {list(shape)} (1 = token, 0 = padding), "
                          f"got {got}")
+    if mask.dtype.is_complex:
+        raise InputError(f"`attention_mask` must be bool, integer or float (1 = token, 0 = padding), got dtype "
+                         f"{mask.dtype}")
+    _check_has_data("attention_mask", mask, device)
     return mask.to(device)
+
+
+def _check_has_data(name: str, value: Tensor, device: torch.device) -> None:
+    """Inputs on another real device are copied to the model's; a ``meta`` tensor has nothing to copy."""
+    if value.device != device and value.device.type == "meta":
+        raise InputError(f"`{name}` is on device meta (a meta tensor holds no data) but the model is on {device}")
+
+
+def _check_encoder_hidden(hidden: Tensor, model_config: Any, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``encoder_outputs``' last hidden state: floating, as wide as the encoder's states, on the model's
+    device (copied there from another real device, like ``input_ids``) and dtype."""
+    encoder_config = getattr(model_config, "encoder", None) or model_config
+    width = getattr(encoder_config, "hidden_size", None)
+    if not hidden.is_floating_point():
+        raise InputError(f"`encoder_outputs` must hold floating hidden states, got dtype {hidden.dtype}")
+    if isinstance(width, int) and hidden.shape[-1] != width:
+        raise InputError(f"`encoder_outputs`' last hidden state must be [batch, length, {width}] (the encoder's "
+                         f"hidden size), got shape {list(hidden.shape)}")
+    if hidden.shape[1] == 0:
+        raise InputError(f"`encoder_outputs`' last hidden state has no positions (shape {list(hidden.shape)})")
+    _check_has_data("encoder_outputs", hidden, device)
+    if hidden.dtype != dtype and not torch.is_autocast_enabled(device.type):
+        raise InputError(f"`encoder_outputs` has dtype {hidden.dtype} but the model's weights are {dtype}")
+    return hidden.to(device)
+
+
+def _check_positions(model: Any, config: GenerationConfig, prompt_len: int, is_encoder_decoder: bool) -> None:
+    """``max_length`` must fit the decoder's position table: the last token fed to the model sits at
+    position ``max_length - 2`` (the final one is never fed back), so ``max_length - 1`` positions."""
+    limit = None
+    if hasattr(model, "gen_max_positions"):
+        limit = model.gen_max_positions()
+    else:
+        decoder_config = getattr(model.config, "decoder", None) or model.config
+        limit = getattr(decoder_config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or isinstance(limit, bool) or config.max_length - 1 <= limit:
+        return
+    name = "decoder_input_ids" if is_encoder_decoder else "input_ids"
+    if prompt_len > limit:
+        raise InputError(f"`{name}` has {prompt_len} tokens, more than the model's max_position_embeddings "
+                         f"({limit})")
+    how = (f"`max_new_tokens` ({config.max_new_tokens}) + {prompt_len} tokens of {name}"
+           if config.max_new_tokens is not None else f"`max_length` ({config.max_length})")
+    raise GenerationError(f"{how} needs {config.max_length - 1} positions, more than the model's "
+                          f"max_position_embeddings ({limit}): lower `max_new_tokens` / `max_length`")

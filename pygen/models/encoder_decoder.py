@@ -367,6 +367,10 @@ class EncoderDecoderModel(GenerationMixin, PreTrainedModel):
         return self.decoder.gen_new_cache(self.project_encoder_states(encoder_hidden_states), encoder_attention_mask,
                                           batch_size, kv_group, capacity)
 
+    def gen_max_positions(self) -> int:
+        """The most decoder positions :meth:`gen_step` accepts (the decoder's own position ids)."""
+        return self.decoder.gen_max_positions(explicit_positions=False)
+
     def gen_step(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor] = None) -> Tensor:
         # The decoder keeps its own position ids here (transformers passes none to it in generate).
         return self.decoder.decode_step(input_ids, cache, attention_mask)
