@@ -18,7 +18,8 @@
 //    lane j scores key j against the warp's 4 rows, the warp runs the online softmax
 //    (max by shuffles, per-lane partial sums), writes P to shared memory, then lanes switch to
 //    output dims for O += P V. Q is staged once (or per chunk when qk_dim > 256).
-//  - Decode ("decode" kernel, rows per pair <= 8: generation steps, beams x q_len): a block of
+//  - Decode ("decode" kernel, rows per pair <= 8: generation steps, beams x q_len; compiled for
+//    1, 4 or 8 rows): a block of
 //    4 warps owns all rows of one pair and one KV split; warps take interleaved 32-key tiles,
 //    stage their K tile privately, read V straight from global memory (coalesced along dims),
 //    and merge their (m, l, O) in shared memory at the end. When batch * heads gives too few
