@@ -44,13 +44,7 @@ def _one_thread():
 
 
 # (test, family, case) -> the bug, where it is (file and function), and what goes wrong.
-_SAMPLE_NAN = "search.py greedy_or_sample: torch.multinomial on NaN probabilities raises RuntimeError"
-KNOWN_BUGS = {}
-for _family in ("bart", "bert2bert", "bert_generation"):
-    KNOWN_BUGS.update({
-        ("nan weights", _family, "sample"): _SAMPLE_NAN,
-        ("inf weights", _family, "sample"): _SAMPLE_NAN,
-    })
+KNOWN_BUGS: dict[tuple[str, ...], str] = {}
 
 
 def param(test: str, *case: str, values=None):
@@ -220,6 +214,16 @@ def test_non_finite_weights_do_not_hang(family_name, value, strategy):
         except PygenError:
             return  # a documented error is fine; anything else fails the test
     assert out.shape[0] == 2
+
+
+@pytest.mark.parametrize("strategy", [{"do_sample": True}, {"do_sample": True, "num_beams": 2}], ids=["sample", "beam-sample"])
+def test_sampling_from_non_finite_scores_is_a_generation_error(strategy):
+    """NaN probabilities cannot be sampled: a GenerationError saying so (transformers: torch's RuntimeError)."""
+    support.require_generate("bart")
+    model = _poisoned("bart", float("nan"))
+    with no_hang():
+        raises(GenerationError, "not finite", lambda: model.generate(random_ids(2, 4, offset=7), max_new_tokens=3,
+                                                                      seed=1, **strategy))
 
 
 # ---- generate ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from .. import ops
+from ..errors import GenerationError
 from .logits_process import LogitsProcessor, warp
 from .streamers import BaseStreamer
 
@@ -82,6 +83,20 @@ class _Decoder:
         return self.run.model.gen_step(tokens, cache, mask)[:, -1]
 
 
+def _multinomial(probs: Tensor, num_samples: int, generator: Optional[torch.Generator]) -> Tensor:
+    """``torch.multinomial``, but NaN / inf probabilities (non-finite scores: NaN or inf weights or
+    inputs) raise a :class:`GenerationError` instead of torch's ``RuntimeError``. torch checks the
+    values itself (on the host, before sampling), so the happy path costs nothing extra."""
+    try:
+        return torch.multinomial(probs, num_samples, generator=generator)
+    except RuntimeError as exc:
+        if bool(torch.isfinite(probs).all()):
+            raise
+        raise GenerationError("cannot sample the next token: the scores are not finite (NaN or inf probabilities; "
+                              "are the model's weights or inputs NaN/inf?). Greedy decoding and beam search "
+                              "return on such scores") from exc
+
+
 def greedy_or_sample(run: DecodeRun, *, do_sample: bool = False, warpers: Optional[dict] = None,
                      generator: Optional[torch.Generator] = None, streamer: Optional[BaseStreamer] = None):
     """Greedy decoding or multinomial sampling; returns (sequences, scores, logits)."""
@@ -104,7 +119,7 @@ def greedy_or_sample(run: DecodeRun, *, do_sample: bool = False, warpers: Option
         if run.output_scores:
             scores.append(step_scores)
         if do_sample:
-            next_tokens = torch.multinomial(torch.softmax(step_scores, dim=-1), 1, generator=generator).squeeze(1)
+            next_tokens = _multinomial(torch.softmax(step_scores, dim=-1), 1, generator).squeeze(1)
         else:
             next_tokens = step_scores.argmax(dim=-1)
         if run.eos is not None:  # finished rows keep emitting padding
@@ -167,7 +182,7 @@ def beam_search(run: DecodeRun, *, num_beams: int, num_return_sequences: int, le
             scores.append(log_probs)
         if do_sample:  # sample the candidates (without replacement) instead of taking the top ones
             total = (log_probs.view(batch, num_beams, -1) + running_scores[:, :, None]).view(batch, -1)
-            cand_ids = torch.multinomial(torch.softmax(total, dim=-1), keep, generator=generator)
+            cand_ids = _multinomial(torch.softmax(total, dim=-1), keep, generator)
             cand_scores = torch.gather(total, 1, cand_ids)
         else:
             cand_scores, cand_ids = ops.beam_topk(log_probs, running_scores, keep)
