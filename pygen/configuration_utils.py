@@ -88,6 +88,18 @@ def _check_free_name(cls: type, key: str) -> None:
     raise ConfigError(f"{cls.__name__}: config key {key!r} clashes with an attribute of the class")
 
 
+def check_sizes(config: "PretrainedConfig", positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = ()) -> None:
+    """Size fields no model can be built from: ``positive`` ones must be >= 1 (heads, widths,
+    vocabulary, positions), ``non_negative`` ones >= 0 (layer counts, feed-forward widths: 0 builds a
+    working, if degenerate, model in transformers too). Raises :class:`ConfigError` naming the field."""
+    name = type(config).__name__
+    for keys, low in ((positive, 1), (non_negative, 0)):
+        for key in keys:
+            value = getattr(config, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name}.{key} must be an integer >= {low}, got {value!r}")
+
+
 def _label_map(cls_name: str, id2label: Any) -> dict[int, Any]:
     """``id2label`` with integer keys (JSON object keys are strings)."""
     if not isinstance(id2label, dict):

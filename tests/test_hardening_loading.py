@@ -75,21 +75,6 @@ KNOWN_BUGS = {
     ("tokenizer file", "added_tokens_decoder bad id"): "tokenizers/base.py _read_config: int('x'): ValueError",
     ("tokenizer file", "vocab.json id not an int"): "tokenizers/roberta.py RobertaTokenizer.__init__: the "
                                                     "tokenizers library raises a bare Exception",
-    ("generation config", "key named like a method"): "generation/config.py GenerationConfig.__init__ setattr()s "
-                                                      "unknown keys over its methods: TypeError",
-    ("generation config", "deeply nested"): "generation/config.py GenerationConfig.from_pretrained does not catch "
-                                            "RecursionError",
-    ("model config", "bart", "zero attention heads"): "bart.py BartConfig._validate does not check sizes "
-                                                      "(ZeroDivisionError when building)",
-    ("model config", "bart", "negative vocab_size"): "bart.py BartConfig._validate does not check sizes "
-                                                     "(AssertionError from nn.Embedding)",
-    ("model config", "bert", "zero attention heads"): "bert.py BertConfig has no _validate (only the layers refuse "
-                                                      "0 heads, when the model is built)",
-    ("model config", "bert", "negative vocab_size"): "bert.py BertConfig has no _validate (RuntimeError)",
-    ("model config", "bert_generation", "zero attention heads"): "bert_generation.py BertGenerationConfig has no "
-                                                                 "_validate (only the layers refuse 0 heads)",
-    ("model config", "bert_generation", "negative vocab_size"): "bert_generation.py BertGenerationConfig has no "
-                                                                "_validate (RuntimeError)",
 }
 
 

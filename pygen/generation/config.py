@@ -68,6 +68,7 @@ class GenerationConfig:
             kwargs.pop(key, None)
         self._from_model_config = bool(kwargs.pop("_from_model_config", False))
         for key, value in kwargs.items():
+            _check_free_name(key)
             setattr(self, key, value)
         self.validate()
 
@@ -139,10 +140,11 @@ class GenerationConfig:
         for key, value in kwargs.items():
             if key.startswith("_") or key in _METADATA:
                 continue
-            if hasattr(self, key):
+            if key in vars(self):  # a field or a custom entry, never a method
                 if not defaults_only or getattr(self, key) is None:
                     setattr(self, key, copy.deepcopy(value))
             elif allow_custom_entries:
+                _check_free_name(key)
                 setattr(self, key, copy.deepcopy(value))
             else:
                 unused[key] = value
@@ -170,13 +172,18 @@ class GenerationConfig:
             raise ConfigError(f"missing {path}")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except RecursionError:
+            raise ConfigError(f"{path} is not valid JSON: nested too deeply") from None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, over-long integer literals
             raise ConfigError(f"{path} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a JSON object")
         if config_file_name != GENERATION_CONFIG_NAME:
             return cls.from_model_config(data)
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ConfigError as exc:  # a key that clashes with a method: name the file
+            raise ConfigError(f"invalid {path}: {exc}") from exc
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> "GenerationConfig":
@@ -209,6 +216,13 @@ class GenerationConfig:
 
     def __repr__(self) -> str:
         return f"GenerationConfig {json.dumps(self.to_diff_dict(), indent=2, sort_keys=True)}"
+
+
+def _check_free_name(key: str) -> None:
+    """A custom entry becomes an attribute: refuse names that would replace a method or another
+    attribute of the class (``validate``, ``to_dict``, ``__class__``...)."""
+    if hasattr(GenerationConfig, key):
+        raise ConfigError(f"GenerationConfig: key {key!r} clashes with an attribute of the class")
 
 
 def token_ids(value: Any, name: str) -> list[int] | None:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..cache import KVCache
 from ..activations import get_activation
-from ..configuration_utils import PretrainedConfig, register_config
+from ..configuration_utils import PretrainedConfig, check_sizes, register_config
 from ..errors import ConfigError, InputError
 from ..generation.mixin import GenerationMixin
 from ..modeling_outputs import (BaseModelOutput, BaseModelOutputWithPastAndCrossAttentions,
@@ -86,6 +86,11 @@ class BartConfig(PretrainedConfig):
         super().__init__(**kwargs)
 
     def _validate(self) -> None:
+        # Divisibility of d_model by the head counts is checked when a model is built (the config
+        # may still be edited before that, as in transformers).
+        check_sizes(self, positive=("vocab_size", "d_model", "encoder_attention_heads", "decoder_attention_heads",
+                                    "max_position_embeddings"),
+                    non_negative=("encoder_layers", "decoder_layers", "encoder_ffn_dim", "decoder_ffn_dim"))
         for key in ("eos_token_id", "forced_eos_token_id"):
             value = getattr(self, key)
             ids = value if isinstance(value, list) else [value]

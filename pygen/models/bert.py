@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from ..cache import KVCache
 from ..activations import get_activation
-from ..configuration_utils import PretrainedConfig, register_config
+from ..configuration_utils import PretrainedConfig, check_sizes, register_config
 from ..errors import ConfigError, InputError
 from ..generation.mixin import GenerationMixin
 from ..modeling_outputs import CausalLMOutputWithCrossAttentions, ModelOutput
@@ -72,6 +72,21 @@ class BertConfig(PretrainedConfig):
     @classmethod
     def accepts_model_type(cls, model_type: str) -> bool:
         return model_type in BERT_FAMILY
+
+    def _validate(self) -> None:
+        validate_bert_sizes(self, "type_vocab_size")
+
+
+def validate_bert_sizes(config: PretrainedConfig, *extra_positive: str) -> None:
+    """Sizes no BERT-family model can be built from (divisibility of hidden_size by the head count is
+    checked when the model is built: the config may still be edited before that, as in transformers)."""
+    heads = config.num_attention_heads
+    if isinstance(heads, int) and not isinstance(heads, bool) and heads < 1:
+        raise ConfigError(f"{type(config).__name__}.num_attention_heads must be an integer >= 1 (hidden_size must be "
+                          f"a multiple of num_attention_heads), got {heads}")
+    check_sizes(config, positive=("vocab_size", "hidden_size", "num_attention_heads", "max_position_embeddings",
+                                  *extra_positive),
+                non_negative=("num_hidden_layers", "intermediate_size"))
 
 
 class BaseModelOutputWithPoolingAndCrossAttentions(ModelOutput):

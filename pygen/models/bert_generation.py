@@ -17,7 +17,7 @@ from ..cache import KVCache
 from ..configuration_utils import PretrainedConfig, register_config
 from ..modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
 from .bert import (BERT_FAMILY, BertCausalLMMixin, BertEncoder, BertFamilyPreTrainedModel, BertStackMixin,
-                   skip_init)
+                   skip_init, validate_bert_sizes)
 
 
 @register_config
@@ -50,6 +50,9 @@ class BertGenerationConfig(PretrainedConfig):
     @classmethod
     def accepts_model_type(cls, model_type: str) -> bool:
         return model_type in BERT_FAMILY
+
+    def _validate(self) -> None:
+        validate_bert_sizes(self)
 
 
 class BertGenerationEmbeddings(nn.Module):
