@@ -44,38 +44,7 @@ def _one_thread():
         yield
 
 
-_FAST_DECODE = "tokenizers/fast.py TokenizersBackend._decode passes ids straight to the Rust decoder: OverflowError"
-_FAST_PAD = "tokenizers/fast.py _configure_backend: enable_padding(pad_to_multiple_of<0): OverflowError"
-_PY_PAD = "tokenizers/base.py _resolve_strategies does not check pad_to_multiple_of (negative accepted)"
-KNOWN_BUGS = {
-    ("tokenizer", "bart", "decode id < 0"): _FAST_DECODE,
-    ("tokenizer", "bert", "decode id < 0"): _FAST_DECODE,
-    ("tokenizer", "bart", "decode id >= 2**63"): _FAST_DECODE,
-    ("tokenizer", "bert", "decode id >= 2**63"): _FAST_DECODE,
-    ("tokenizer", "bart", "convert_ids_to_tokens id < 0"): "tokenizers/fast.py _id_to_token: OverflowError",
-    ("tokenizer", "bert", "convert_ids_to_tokens id < 0"): "tokenizers/fast.py _id_to_token: OverflowError",
-    ("tokenizer", "bart", "pad_to_multiple_of < 0"): _FAST_PAD,
-    ("tokenizer", "bert", "pad_to_multiple_of < 0"): _FAST_PAD,
-    ("tokenizer", "bert_generation", "pad_to_multiple_of < 0"): _PY_PAD,
-    ("tokenizer", "perceiver", "pad_to_multiple_of < 0"): _PY_PAD,
-    ("tokenizer", "bert_generation", "pad_to_multiple_of = 0"): "tokenizers/base.py _pad_one: max_length % 0: "
-                                                                 "ZeroDivisionError",
-    ("tokenizer", "perceiver", "pad_to_multiple_of = 0"): "tokenizers/base.py _pad_one: max_length % 0: "
-                                                           "ZeroDivisionError",
-    ("tokenizer", "bart", "pad(None)"): "tokenizers/base.py pad: `main not in None`: TypeError",
-    ("tokenizer", "bert", "pad(None)"): "tokenizers/base.py pad: `main not in None`: TypeError",
-    ("tokenizer", "bert_generation", "pad(None)"): "tokenizers/base.py pad: `main not in None`: TypeError",
-    ("tokenizer", "perceiver", "pad(None)"): "tokenizers/base.py pad: `main not in None`: TypeError",
-    ("tokenizer file", "bert do_lower_case not a bool"): "tokenizers/bert.py BertTokenizer.__init__ hands the value "
-                                                         "to BertNormalizer: TypeError",
-    ("tokenizer file", "model_max_length not a number"): "tokenizers/base.py PreTrainedTokenizerBase.__init__: "
-                                                         "int('x'): ValueError",
-    ("tokenizer file", "tokenizer_class not a string"): "tokenizers/auto.py tokenizer_class_for: "
-                                                        "5.removesuffix: AttributeError",
-    ("tokenizer file", "added_tokens_decoder bad id"): "tokenizers/base.py _read_config: int('x'): ValueError",
-    ("tokenizer file", "vocab.json id not an int"): "tokenizers/roberta.py RobertaTokenizer.__init__: the "
-                                                    "tokenizers library raises a bare Exception",
-}
+KNOWN_BUGS: dict[tuple[str, ...], str] = {}
 
 
 def param(*case: str, values=None):

@@ -48,6 +48,8 @@ def tokenizer_class_for(directory: Path) -> type[PreTrainedTokenizerBase]:
     """The class named by tokenizer_config.json, else by config.json's model_type, else by the files."""
     config_file = directory / TOKENIZER_CONFIG_FILE
     name = _json_field(config_file, "tokenizer_class")
+    if name is not None and not isinstance(name, str):
+        raise ConfigError(f"{config_file}: tokenizer_class must be a class name (a string), got {name!r}")
     if name:
         base_name = name.removesuffix("Fast")
         if base_name not in TOKENIZER_CLASSES:

@@ -138,6 +138,42 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
+def _token_index(value: Any) -> int:
+    """A token id read from a file: a non-negative integer (JSON object keys are strings)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"token id {value!r} is not an integer")
+    index = int(value)
+    if index < 0:
+        raise ValueError(f"token id {index} is negative")
+    return index
+
+
+def _check_pad_to_multiple_of(value: Any) -> int | None:
+    """``pad_to_multiple_of``: None, or a positive int; 0 means no multiple (as the Rust backend reads it)."""
+    if value is None:
+        return None
+    if not _is_int(value) or value < 0:
+        raise InputError(f"pad_to_multiple_of must be a positive int or None, got {value!r}")
+    return int(value) or None
+
+
+def _model_max_length(value: Any) -> int:
+    """``model_max_length`` from a config or kwargs: an integer (floats such as 1e30 allowed); None = no limit."""
+    if value is None:
+        return VERY_LARGE_INTEGER
+    if isinstance(value, bool) or not isinstance(value, (Integral, float)) or value != value \
+            or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"model_max_length must be an integer, got {value!r}")
+    return int(value)
+
+
+def check_bool_options(cls_name: str, **options: Any) -> None:
+    """Tokenizer options that must be booleans (they come from tokenizer_config.json)."""
+    for name, value in options.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"{cls_name}: {name} must be true or false, got {value!r}")
+
+
 def _as_ids(value: Any) -> list[int] | None:
     """``value`` as a list of Python ints, or None when it is not a sequence of integers."""
     if _is_int(value):
@@ -349,7 +385,7 @@ class PreTrainedTokenizerBase:
         self._extra_special_tokens: list[str | AddedToken] = list(extra)
 
         model_max_length = kwargs.pop("model_max_length", kwargs.pop("max_len", None))
-        self.model_max_length = VERY_LARGE_INTEGER if model_max_length is None else int(model_max_length)
+        self.model_max_length = _model_max_length(model_max_length)
         self.padding_side = kwargs.pop("padding_side", type(self).padding_side)
         self.truncation_side = kwargs.pop("truncation_side", type(self).truncation_side)
         for name in ("padding_side", "truncation_side"):
@@ -562,6 +598,7 @@ class PreTrainedTokenizerBase:
         raise NotImplementedError
 
     def _make_request(self, *, padding, truncation, max_length, pad_to_multiple_of, padding_side, verbose, **rest):
+        pad_to_multiple_of = _check_pad_to_multiple_of(pad_to_multiple_of)
         padding, truncation, max_length = self._resolve_strategies(
             padding, truncation, max_length, pad_to_multiple_of, verbose
         )
@@ -669,8 +706,15 @@ class PreTrainedTokenizerBase:
         verbose: bool = True,
     ) -> BatchEncoding:
         """Pad one encoding or a batch (a dict of lists, or a list of dicts) to a common length."""
+        pad_to_multiple_of = _check_pad_to_multiple_of(pad_to_multiple_of)
         if isinstance(encoded_inputs, (list, tuple)) and encoded_inputs and isinstance(encoded_inputs[0], Mapping):
+            if not all(isinstance(example, Mapping) for example in encoded_inputs):
+                raise InputError("pad() expects a list of dicts (encodings) or a dict of lists, got a list mixing "
+                                 "dicts and other values")
             encoded_inputs = {key: [example[key] for example in encoded_inputs] for key in encoded_inputs[0]}
+        if not isinstance(encoded_inputs, Mapping):
+            raise InputError(f"pad() expects an encoding (a dict or BatchEncoding of lists), or a list of them, "
+                             f"got {type(encoded_inputs).__name__}")
         main = self.model_input_names[0]
         if main not in encoded_inputs:
             raise InputError(f"pad() needs `{main}` among the inputs, got {list(encoded_inputs)}")
@@ -819,10 +863,17 @@ class PreTrainedTokenizerBase:
         config.pop("additional_special_tokens", None)
 
         if "added_tokens_decoder" in config:
-            decoder = {
-                int(index): token if isinstance(token, AddedToken) else AddedToken(**token)
-                for index, token in config["added_tokens_decoder"].items()
-            }
+            entries = config["added_tokens_decoder"]
+            try:
+                decoder = {
+                    int(index): token if isinstance(token, AddedToken) else AddedToken(**token)
+                    for index, token in entries.items()
+                }
+            except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+                raise ConfigError(f"{config_file}: added_tokens_decoder must map integer ids to added tokens "
+                                  f"({{\"content\": ...}}), got {entries!r:.200} ({type(exc).__name__}: {exc})") from exc
+            if any(index < 0 for index in decoder):
+                raise ConfigError(f"{config_file}: added_tokens_decoder holds a negative id: {sorted(decoder)[0]}")
         else:
             map_file = directory / SPECIAL_TOKENS_MAP_FILE
             for key, value in (read_json(map_file) if map_file.is_file() else {}).items():
@@ -836,17 +887,22 @@ class PreTrainedTokenizerBase:
                     config[key] = AddedToken(**_special_fields(value)) if isinstance(value, dict) else value
             decoder = {}
             added_file = directory / ADDED_TOKENS_FILE
-            if added_file.is_file():
-                special = {str(config[k]) for k in SPECIAL_TOKENS_ATTRIBUTES if config.get(k)}
-                special |= {str(t) for t in config.get("extra_special_tokens") or []}
-                for content, index in read_json(added_file).items():
-                    is_special = content in special
-                    decoder[int(index)] = AddedToken(
-                        content, rstrip=False, lstrip=False, normalized=not is_special, special=is_special
-                    )
-            if tokenizer_json is not None:
-                for entry in tokenizer_json.get("added_tokens", []):
-                    decoder[int(entry["id"])] = AddedToken(**{k: v for k, v in entry.items() if k != "id"})
+            try:
+                if added_file.is_file():
+                    special = {str(config[k]) for k in SPECIAL_TOKENS_ATTRIBUTES if config.get(k)}
+                    special |= {str(t) for t in config.get("extra_special_tokens") or []}
+                    for content, index in read_json(added_file).items():
+                        is_special = content in special
+                        decoder[_token_index(index)] = AddedToken(
+                            content, rstrip=False, lstrip=False, normalized=not is_special, special=is_special
+                        )
+                if tokenizer_json is not None:
+                    for entry in tokenizer_json.get("added_tokens", []):
+                        decoder[_token_index(entry["id"])] = AddedToken(
+                            **{k: v for k, v in entry.items() if k != "id"})
+            except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+                raise CheckpointError(f"invalid added tokens in {added_file} or {directory / TOKENIZER_FILE}: "
+                                      f"{type(exc).__name__}: {exc}") from exc
         config["added_tokens_decoder"] = decoder
         # Named special tokens take the exact flags (lstrip...) of the added token they name.
         by_content = {token.content: token for token in decoder.values()}

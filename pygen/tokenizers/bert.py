@@ -12,8 +12,8 @@ from typing import Any
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
-from ..errors import CheckpointError
-from .base import missing_files_error
+from ..errors import CheckpointError, InputError
+from .base import TOKENIZER_FILE, check_bool_options, missing_files_error
 from .fast import TokenizersBackend, json_vocab
 
 
@@ -40,8 +40,14 @@ class BertTokenizer(TokenizersBackend):
         vocab_file: str | os.PathLike | None = None,
         **kwargs,
     ):
+        check_bool_options(type(self).__name__, do_lower_case=do_lower_case,
+                           tokenize_chinese_chars=tokenize_chinese_chars)
+        if strip_accents is not None:
+            check_bool_options(type(self).__name__, strip_accents=strip_accents)
         vocab = vocab_file if vocab is None else vocab
+        source = None
         if isinstance(vocab, (str, os.PathLike)):
+            source = vocab
             try:
                 vocab = WordPiece.read_file(str(vocab))
             except Exception as exc:  # the Rust reader raises plain Exception
@@ -52,7 +58,13 @@ class BertTokenizer(TokenizersBackend):
         self.tokenize_chinese_chars = tokenize_chinese_chars
         self.strip_accents = strip_accents
 
-        backend = Tokenizer(WordPiece(vocab, unk_token=str(unk_token)))
+        try:
+            model = WordPiece(vocab, unk_token=str(unk_token))
+        except Exception as exc:  # the Rust side raises plain Exception/TypeError
+            if source is not None:
+                raise CheckpointError(f"Could not build the WordPiece model from {source}: {exc}") from exc
+            raise InputError(f"Could not build the WordPiece model from `vocab` (a token -> id dict): {exc}") from exc
+        backend = Tokenizer(model)
         # strip_accents=None means "strip when lowercasing", as in the original BERT.
         backend.normalizer = normalizers.BertNormalizer(
             clean_text=True,
@@ -87,7 +99,10 @@ class BertTokenizer(TokenizersBackend):
     @classmethod
     def _from_directory(cls, directory: Path, config: dict[str, Any], tokenizer_json: dict[str, Any] | None):
         if tokenizer_json is not None:
-            return cls(vocab=json_vocab(tokenizer_json), **config)
+            try:
+                return cls(vocab=json_vocab(tokenizer_json), **config)
+            except InputError as exc:  # the vocabulary came from the file
+                raise CheckpointError(f"{directory / TOKENIZER_FILE}: {exc}") from exc
         vocab_file = directory / "vocab.txt"
         if not vocab_file.is_file():
             raise missing_files_error(cls.__name__, directory, "tokenizer.json or vocab.txt")

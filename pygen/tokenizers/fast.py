@@ -32,6 +32,17 @@ def _is_text_input(value: Any) -> bool:
     return True
 
 
+# The tokenizers library stores ids as u32: anything outside cannot even be passed to it. (Ids in
+# range but past the vocabulary decode to nothing, as in transformers.)
+_MAX_BACKEND_ID = 2**32
+
+
+def _check_backend_ids(ids: list[int]) -> None:
+    if ids and (min(ids) < 0 or max(ids) >= _MAX_BACKEND_ID):
+        bad = min(ids) if min(ids) < 0 else max(ids)
+        raise InputError(f"Token id {bad} is not a valid id: ids must be in [0, {_MAX_BACKEND_ID})")
+
+
 def _is_word_list(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value)
 
@@ -101,6 +112,7 @@ class TokenizersBackend(PreTrainedTokenizerBase):
         return self.unk_token_id if index is None else index
 
     def _id_to_token(self, index: int) -> str | None:
+        _check_backend_ids([index])
         return self._tokenizer.id_to_token(index)
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
@@ -209,6 +221,7 @@ class TokenizersBackend(PreTrainedTokenizerBase):
 
     # ------------------------------------------------------------------ decoding
     def _decode(self, ids: list[int], skip_special_tokens: bool) -> str:
+        _check_backend_ids(ids)
         return self._tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
 
     def _cleanup_applies(self) -> bool:

@@ -13,7 +13,7 @@ from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
 from tokenizers.models import BPE
 
 from ..errors import CheckpointError, InputError
-from .base import missing_files_error
+from .base import TOKENIZER_FILE, check_bool_options, missing_files_error
 from .fast import TokenizersBackend, json_vocab
 
 
@@ -54,11 +54,14 @@ class RobertaTokenizer(TokenizersBackend):
         merges_file: str | os.PathLike | None = None,
         **kwargs,
     ):
+        check_bool_options(type(self).__name__, add_prefix_space=add_prefix_space, trim_offsets=trim_offsets)
         vocab = vocab_file if vocab is None else vocab
         merges = merges_file if merges is None else merges
+        source = None
         if isinstance(vocab, (str, os.PathLike)):
             if merges is None:
                 raise InputError("A vocab.json file needs its merges.txt: pass `merges`")
+            source = f"{vocab} / {merges}"
             vocab, merges = _read_bpe_files(vocab, merges)
         elif isinstance(merges, (str, os.PathLike)):
             raise InputError("Pass `vocab` as a file path too when `merges` is a file path")
@@ -69,8 +72,8 @@ class RobertaTokenizer(TokenizersBackend):
         self.add_prefix_space = add_prefix_space
         self.trim_offsets = trim_offsets
 
-        backend = Tokenizer(
-            BPE(
+        try:
+            model = BPE(
                 vocab=vocab,
                 merges=[tuple(m) for m in merges or []],
                 dropout=None,
@@ -78,7 +81,12 @@ class RobertaTokenizer(TokenizersBackend):
                 end_of_word_suffix="",
                 fuse_unk=False,
             )
-        )
+        except Exception as exc:  # the Rust side raises plain Exception/TypeError
+            if source is not None:
+                raise CheckpointError(f"Could not build the BPE model from {source}: {exc}") from exc
+            raise InputError(f"Could not build the BPE model from `vocab` (token -> id) and `merges` (pairs of "
+                             f"tokens): {exc}") from exc
+        backend = Tokenizer(model)
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
         backend.decoder = decoders.ByteLevel()
         super().__init__(
@@ -105,9 +113,12 @@ class RobertaTokenizer(TokenizersBackend):
     @classmethod
     def _from_directory(cls, directory: Path, config: dict[str, Any], tokenizer_json: dict[str, Any] | None):
         if tokenizer_json is not None:
-            merges = tokenizer_json["model"].get("merges", [])
-            merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
-            return cls(vocab=json_vocab(tokenizer_json), merges=merges, **config)
+            try:
+                merges = tokenizer_json["model"].get("merges", [])
+                merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
+                return cls(vocab=json_vocab(tokenizer_json), merges=merges, **config)
+            except (InputError, TypeError, AttributeError) as exc:  # the vocabulary came from the file
+                raise CheckpointError(f"{directory / TOKENIZER_FILE}: {exc}") from exc
         vocab_file, merges_file = directory / "vocab.json", directory / "merges.txt"
         if not (vocab_file.is_file() and merges_file.is_file()):
             raise missing_files_error(cls.__name__, directory, "tokenizer.json, or vocab.json and merges.txt")
