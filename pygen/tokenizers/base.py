@@ -138,6 +138,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
+# Lengths are machine integers in the tokenizers library (and list sizes in Python).
+_MAX_LENGTH = 2**63 - 1
+
+
 def _token_index(value: Any) -> int:
     """A token id read from a file: a non-negative integer (JSON object keys are strings)."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
@@ -152,8 +156,8 @@ def _check_pad_to_multiple_of(value: Any) -> int | None:
     """``pad_to_multiple_of``: None, or a positive int; 0 means no multiple (as the Rust backend reads it)."""
     if value is None:
         return None
-    if not _is_int(value) or value < 0:
-        raise InputError(f"pad_to_multiple_of must be a positive int or None, got {value!r}")
+    if not _is_int(value) or not 0 <= value <= _MAX_LENGTH:
+        raise InputError(f"pad_to_multiple_of must be a positive int (at most 2**63 - 1) or None, got {value!r}")
     return int(value) or None
 
 
@@ -426,6 +430,9 @@ class PreTrainedTokenizerBase:
 
     def add_special_tokens(self, special_tokens_dict: dict[str, Any], replace_extra_special_tokens=True) -> int:
         """Set named special tokens (and ``extra_special_tokens``) and add them to the vocabulary."""
+        if not isinstance(special_tokens_dict, Mapping):
+            raise InputError(f"add_special_tokens expects a dict such as {{'pad_token': '[PAD]'}}, got "
+                             f"{type(special_tokens_dict).__name__}")
         special_tokens_dict = dict(special_tokens_dict)
         if "additional_special_tokens" in special_tokens_dict:
             special_tokens_dict.setdefault(
@@ -599,6 +606,8 @@ class PreTrainedTokenizerBase:
 
     def _make_request(self, *, padding, truncation, max_length, pad_to_multiple_of, padding_side, verbose, **rest):
         pad_to_multiple_of = _check_pad_to_multiple_of(pad_to_multiple_of)
+        if not _is_int(rest["stride"]) or not 0 <= rest["stride"] <= _MAX_LENGTH:
+            raise InputError(f"stride must be a non-negative int, got {rest['stride']!r}")
         padding, truncation, max_length = self._resolve_strategies(
             padding, truncation, max_length, pad_to_multiple_of, verbose
         )
@@ -662,8 +671,8 @@ class PreTrainedTokenizerBase:
                     max_length = self.model_max_length
                 else:
                     truncation = "do_not_truncate"
-        elif not _is_int(max_length) or max_length < 0:
-            raise InputError(f"max_length must be a non-negative int, got {max_length!r}")
+        elif not _is_int(max_length) or not 0 <= max_length <= _MAX_LENGTH:
+            raise InputError(f"max_length must be a non-negative int (at most 2**63 - 1), got {max_length!r}")
 
         if padding != "do_not_pad" and (self.pad_token is None or (self.pad_token_id or 0) < 0):
             raise InputError(
@@ -822,8 +831,11 @@ class PreTrainedTokenizerBase:
             raise NotImplementedError(f"{type(self).__name__} only supports already_has_special_tokens=True")
         if token_ids_1 is not None:
             raise InputError("Give a single sequence when it already has its special tokens")
+        checked = _as_ids(to_python_ids(token_ids_0))
+        if checked is None:
+            raise InputError(f"get_special_tokens_mask expects token ids (ints), got {token_ids_0!r:.100}")
         special = set(self.all_special_ids)
-        return [1 if int(i) in special else 0 for i in token_ids_0]
+        return [1 if i in special else 0 for i in checked]
 
     # ------------------------------------------------------------------ loading
     @classmethod
