@@ -232,7 +232,6 @@ def test_models_are_not_degenerate(models, kind):
 
 # ---- greedy, beam search and sampling on every model --------------------------------------------
 CORE = {
-    "greedy": dict(max_new_tokens=14),
     "greedy-scores": dict(max_new_tokens=12, output_logits=True, **SCORES),
     "beam4": dict(num_beams=4, max_new_tokens=12),
     "beam3-return2-scores": dict(num_beams=3, num_return_sequences=2, max_new_tokens=10, **SCORES),
@@ -259,9 +258,9 @@ BEAM_GRID = [(2 + i % 4, 1 + (i // 4 + i) % (2 + i % 4), penalty, stopping)
 @pytest.mark.parametrize("kind", ["bart", "bert2bert"])
 @pytest.mark.parametrize("beams, returned, length_penalty, early_stopping", BEAM_GRID)
 def test_beam_search_grid(models, kind, beams, returned, length_penalty, early_stopping):
-    out = compare(models, kind, batch=5, length=9, seed=beams * 7 + int(length_penalty * 3) + 11,
+    out = compare(models, kind, batch=4, length=9, seed=beams * 7 + int(length_penalty * 3) + 11,
                   num_beams=beams, num_return_sequences=returned, length_penalty=length_penalty,
-                  early_stopping=early_stopping, max_new_tokens=16, **SCORES)
+                  early_stopping=early_stopping, max_new_tokens=14, **SCORES)
     assert out.sequences_scores is not None and out.beam_indices is not None
 
 
@@ -301,13 +300,18 @@ ENCODER_OPTIONS = {
 }
 
 
+BEAM_ON_SECOND_MODEL = {"min_length-above-output", "no_repeat_ngram_size-3", "repetition_penalty-1.5",
+                        "bad_words_ids", "eos-list", "forced_eos-none", "encoder_no_repeat_ngram_size-2"}
+
+
 @pytest.mark.parametrize("strategy", ["greedy", "beam"])
 @pytest.mark.parametrize("option", list(OPTIONS) + list(ENCODER_OPTIONS))
 def test_options(models, option, strategy):
     kwargs = {**OPTIONS, **ENCODER_OPTIONS}[option]
     kinds = ["bart", "bg2bg"] if option in ENCODER_OPTIONS else ["bart", "bart-causal"]
-    if strategy == "beam":
+    if strategy == "beam":  # on one of the two models, to keep the file fast
         kwargs = dict(kwargs, num_beams=3, num_return_sequences=2, **SCORES)
+        kinds = kinds[1:] if option in BEAM_ON_SECOND_MODEL else kinds[:1]
     for kind in kinds:
         kw = dict(kwargs)
         if kind in DECODER_ONLY and "max_length" in kw:
@@ -377,7 +381,7 @@ def random_options(rng: random.Random, kind: str, eos: int) -> dict:
     return kw
 
 
-@pytest.mark.parametrize("case", range(36))
+@pytest.mark.parametrize("case", range(24))
 def test_random_option_grid(models, case):
     rng = random.Random(1000 + case)
     kind = KINDS[case % len(KINDS)]
@@ -557,7 +561,7 @@ def test_generate_batches_equals_one_by_one(models, kind, kwargs, capsys):
     eos = model.generation_config.eos_token_id
     tokenizer = WordTokenizer(eos=eos, pad=pad_id(model))
     gen = torch.Generator().manual_seed(41)
-    lengths = torch.randint(1, 9, (7,), generator=gen).tolist()
+    lengths = torch.randint(1, 9, (6,), generator=gen).tolist()
     texts = [" ".join(f"w{int(t)}" for t in torch.randint(6, V, (n,), generator=gen)) for n in lengths]
     got = pygen.generate_batches(model, tokenizer, texts, batch_size=3, **kwargs)
     assert "generate" in capsys.readouterr().err  # tqdm's bar, on stderr
