@@ -91,7 +91,7 @@ class GenerationConfig:
             check_int(name, 0)
         check_float("temperature", lambda v: v > 0, "a float > 0 (use do_sample=False for greedy decoding)")
         check_float("top_p", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
-        check_float("repetition_penalty", lambda v: v > 0, "a float > 0")
+        check_float("repetition_penalty", lambda v: 0 < v < float("inf"), "a finite float > 0")
         check_float("length_penalty", lambda v: v == v and abs(v) != float("inf"), "a finite float")
         if self.early_stopping not in (None, True, False, "never"):
             raise GenerationError(f"`early_stopping` must be True, False or 'never', got {self.early_stopping!r}")

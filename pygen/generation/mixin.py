@@ -8,6 +8,7 @@ allocated once for the whole generation, and one of the loops in :mod:`.search` 
 from __future__ import annotations
 
 import logging
+import numbers
 import warnings
 from typing import Any, Optional
 
@@ -70,7 +71,15 @@ class GenerationMixin:
         if seed is not None:
             if generator is not None:
                 raise GenerationError("pass either `seed` or `generator`, not both")
+            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+                raise GenerationError(f"`seed` must be an int, got {type(seed).__name__} {seed!r}")
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise GenerationError(f"`generator` must be a torch.Generator, got {type(generator).__name__}")
+        if streamer is not None and not (callable(getattr(streamer, "put", None))
+                                         and callable(getattr(streamer, "end", None))):
+            raise GenerationError(f"`streamer` must have put() and end() methods (a BaseStreamer), got "
+                                  f"{type(streamer).__name__}")
 
         # ---- inputs ------------------------------------------------------------------------------
         if inputs is not None and model_inputs.get("input_ids") is not None:

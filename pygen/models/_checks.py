@@ -40,6 +40,8 @@ def check_ids(name: str, ids: Any, vocab_size: int, device: torch.device,
     ids = check_tensor(name, ids)
     if not _is_integer(ids):
         raise InputError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
+    if ids.dtype not in (torch.int64, torch.int32):  # what embedding lookups take
+        raise InputError(f"{name} must hold int64 (or int32) token ids, got dtype {ids.dtype}; convert with .long()")
     if ids.dim() != 2:
         raise InputError(f"{name} must be 2-D [batch, length], got shape {tuple(ids.shape)}")
     if ids.numel() == 0:
@@ -104,7 +106,7 @@ def check_labels(name: str, labels: Any, vocab_size: int, device: torch.device,
     if not bool(valid.all()):
         bad = int(labels[~valid][0])
         raise InputError(f"{name} holds {bad}; labels must be -100 (ignored) or in [0, {vocab_size})")
-    return labels
+    return labels.long()  # the loss takes int64 targets
 
 
 def first_hidden_state(name: str, encoder_outputs: Any) -> Any:

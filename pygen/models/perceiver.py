@@ -335,6 +335,9 @@ class PerceiverTextPreprocessor(nn.Module):
         if inputs.shape[0] == 0 or not 0 < length <= limit:
             raise InputError(f"inputs of shape {tuple(inputs.shape)}: need a non-empty batch and 1 to "
                              f"max_position_embeddings ({limit}) positions")
+        if inputs.dtype not in (torch.int64, torch.int32):  # what embedding lookups take
+            raise InputError(f"inputs must hold int64 (or int32) byte ids, got dtype {inputs.dtype}; convert with "
+                             ".long()")
         checks.check_device("inputs", inputs, self.embeddings.weight.device)
         low, high = (int(x) for x in torch.aminmax(inputs))
         if low < 0 or high >= self.config.vocab_size:
