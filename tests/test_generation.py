@@ -91,13 +91,13 @@ def _shape_head(model: torch.nn.Module, eos: int, eos_bias: float) -> None:
         head.weight[eos] += eos_bias * direction
 
 
-def build_reference(kind: str, seed: int = 0):
+def build_reference(kind: str, seed: int = 0, max_positions: int = 64):
     """The transformers model of ``kind``, in eval mode, with varied random outputs."""
     torch.manual_seed(seed)
     if kind.startswith("bart"):
         config = transformers.BartConfig(
             vocab_size=V, d_model=HIDDEN, encoder_layers=2, decoder_layers=1, encoder_attention_heads=4,
-            decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
+            decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=max_positions,
             dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, tie_word_embeddings=False)
         if kind == "bart":
             model = transformers.BartForConditionalGeneration(config)
@@ -328,6 +328,20 @@ def test_decoder_prompt(models):
             ref = ref_model.generate(ids, attention_mask=mask, decoder_input_ids=prefix, **kwargs)
             ours = ours_model.generate(ids, attention_mask=mask, decoder_input_ids=prefix, **kwargs)
             assert_same_output(ref, ours, f"{prefix.tolist()} {kwargs}")
+
+
+def test_long_generation_keeps_its_cache(tmp_path, monkeypatch):
+    """512 positions (greedy; beam search to 160), and the preallocated cache never grows."""
+    ref = build_reference("bart", seed=5, max_positions=520)
+    ref.save_pretrained(tmp_path)
+    ours = pygen.BartForConditionalGeneration.from_pretrained(tmp_path).eval()
+    caches = []
+    new_cache = ours.gen_new_cache
+    monkeypatch.setattr(ours, "gen_new_cache", lambda *a, **k: caches.append(new_cache(*a, **k)) or caches[-1])
+    for kwargs in (dict(max_length=512, min_length=512), dict(max_length=160, min_length=120, num_beams=2)):
+        out = compare(lambda kind: (ref, ours), "bart", batch=2, length=9, seed=9, **kwargs)
+        assert out.shape[1] >= kwargs["min_length"]
+        assert caches[-1].capacity == kwargs["max_length"] and caches[-1].reallocations == 0
 
 
 # ---- a seeded random grid over every option at once ------------------------------------------------
