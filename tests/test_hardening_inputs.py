@@ -111,6 +111,8 @@ FORWARD_CASES = {
     "3-D mask": ("attention_mask", lambda kw, f: {**kw, "attention_mask": kw["attention_mask"][:, None]}),
     "mask as list": ("attention_mask", lambda kw, f: {**kw, "attention_mask": kw["attention_mask"].tolist()}),
     "mask on meta": ("attention_mask", lambda kw, f: {**kw, "attention_mask": kw["attention_mask"].to("meta")}),
+    "complex mask": ("attention_mask", lambda kw, f: {**kw, "attention_mask": kw["attention_mask"].to(torch.complex64)}),
+    "uint8 ids": (None, lambda kw, f: _main(kw, f, lambda ids: ids.to(torch.uint8))),
 }
 TEXT_CASES = {  # families that accept inputs_embeds and labels
     "integer embeds": ("inputs_embeds", lambda kw, f: _embeds(kw, f, torch.randint(1, 5, (2, 5, support.HIDDEN)))),
@@ -120,6 +122,9 @@ TEXT_CASES = {  # families that accept inputs_embeds and labels
                                                                                   device="meta"))),
     "labels out of vocab": ("labels", lambda kw, f: {**kw, "labels": random_ids(2, 4, VOCAB) + VOCAB}),
     "float labels": ("labels", lambda kw, f: {**kw, "labels": torch.rand(2, 4) * 3}),
+    "labels on meta": ("labels", lambda kw, f: {**kw, "labels": random_ids(2, 4 if f.encoder_decoder else 5, VOCAB)
+                                                .to("meta")}),
+    "double embeds": ("inputs_embeds", lambda kw, f: _embeds(kw, f, torch.randn(2, 5, support.HIDDEN).double())),
 }
 DECODER_CASES = {  # encoder-decoder families
     "decoder id < 0": ("decoder_input_ids", lambda kw, f: {**kw, "decoder_input_ids": kw["decoder_input_ids"] - 90}),
@@ -133,6 +138,19 @@ DECODER_CASES = {  # encoder-decoder families
                                lambda kw, f: {**kw, "decoder_input_ids": kw["decoder_input_ids"][:1]}),
     "decoder mask wrong shape": ("decoder_attention_mask",
                                  lambda kw, f: {**kw, "decoder_attention_mask": random_mask(2, 3, 10)}),
+    "decoder mask on meta": ("decoder_attention_mask",
+                             lambda kw, f: {**kw, "decoder_attention_mask": random_mask(2, 4, 10).to("meta")}),
+    "decoder embeds wrong width": ("decoder_inputs_embeds", lambda kw, f: {
+        **{k: v for k, v in kw.items() if k != "decoder_input_ids"},
+        "decoder_inputs_embeds": torch.randn(2, 4, support.HIDDEN + 1)}),
+    "encoder_outputs wrong width": ("encoder_outputs", lambda kw, f: {
+        **{k: v for k, v in kw.items() if k != "input_ids"}, "encoder_outputs": (torch.randn(2, 5, support.HIDDEN + 2),)}),
+    "encoder_outputs on meta": ("encoder_outputs", lambda kw, f: {
+        **{k: v for k, v in kw.items() if k != "input_ids"},
+        "encoder_outputs": (torch.randn(2, 5, support.HIDDEN, device="meta"),)}),
+    "encoder_outputs batch mismatch": ("decoder_input_ids", lambda kw, f: {
+        **{k: v for k, v in kw.items() if k not in ("input_ids", "attention_mask")},
+        "encoder_outputs": (torch.randn(3, 5, support.HIDDEN),)}),
 }
 PERCEIVER_CASES = {
     "labels wrong shape": ("labels", lambda kw, f: {**kw, "labels": random_ids(2, 5, 262)}),
@@ -263,6 +281,12 @@ GENERATE_CASES = {
     "misspelled argument": (GenerationError, "max_new_tokenz", lambda p: {**p, "max_new_tokenz": 3}),
     "generation_config not a config": (GenerationError, "generation_config",
                                        lambda p: {**p, "generation_config": {"max_length": 5}}),
+    "max_length past positions": (GenerationError, "max_length", lambda p: {**p, "max_length": MAX_POSITIONS + 9}),
+    "seed a string": (GenerationError, "seed", lambda p: {**p, "do_sample": True, "seed": "7"}),
+    "generator not a Generator": (GenerationError, "generator", lambda p: {**p, "do_sample": True, "generator": 7}),
+    "complex mask": (InputError, "attention_mask",
+                     lambda p: {**p, "attention_mask": p["attention_mask"].to(torch.complex64)}),
+    "method name as argument": (GenerationError, "validate", lambda p: {**p, "validate": 1}),
 }
 ENCODER_DECODER_GENERATE_CASES = {
     "max_length below decoder prompt": (GenerationError, "max_length",
@@ -276,6 +300,12 @@ ENCODER_DECODER_GENERATE_CASES = {
                                 lambda p: {"encoder_outputs": (torch.randn(2, 5, support.HIDDEN, device="meta"),)}),
     "decoder_start outside vocab": (GenerationError, "decoder_start_token_id",
                                     lambda p: {**p, "decoder_start_token_id": VOCAB}),
+    "decoder ids on meta": (InputError, "decoder_input_ids",
+                            lambda p: {**p, "decoder_input_ids": random_ids(2, 2, offset=15).to("meta")}),
+    "decoder prompt too long": (InputError, "decoder_input_ids",
+                                lambda p: {**p, "decoder_input_ids": random_ids(2, MAX_POSITIONS + 3, offset=16)}),
+    "integer encoder_outputs": (InputError, "encoder_outputs",
+                                lambda p: {"encoder_outputs": (torch.ones(2, 5, support.HIDDEN, dtype=torch.long),)}),
 }
 DECODER_ONLY_GENERATE_CASES = {
     "max_length below prompt": (GenerationError, "max_length", lambda p: {**p, "max_length": 3}),

@@ -310,6 +310,39 @@ def test_config_classes_check_sizes(family, case):
     raises(ConfigError, list(fields)[0], lambda: _CONFIG_CLASSES[family](**fields))
 
 
+MODEL_CONFIG_MORE = [("bart", "d_model", 0), ("bart", "decoder_attention_heads", -2), ("bart", "encoder_layers", -1),
+                     ("bart", "max_position_embeddings", 0), ("bart", "encoder_ffn_dim", -4),
+                     ("bert", "hidden_size", -8), ("bert", "num_hidden_layers", -1), ("bert", "type_vocab_size", 0),
+                     ("bert", "intermediate_size", -1), ("bert_generation", "max_position_embeddings", -5)]
+
+
+@pytest.mark.parametrize("family, field, value", MODEL_CONFIG_MORE)
+def test_config_classes_check_more_sizes(family, field, value):
+    raises(ConfigError, field, lambda: _CONFIG_CLASSES[family](**{field: value}))
+
+
+def test_config_classes_keep_what_transformers_builds():
+    """Zero layers / zero feed-forward width build working (degenerate) models in transformers too; heads
+    that do not divide the width may still be fixed before building, so only the build refuses them."""
+    from pygen.models.bart import BartForConditionalGeneration
+    from pygen.models.bert_generation import BertGenerationDecoder
+    bart = BartConfig(vocab_size=support.VOCAB, d_model=8, encoder_layers=0, decoder_layers=1, encoder_ffn_dim=0,
+                      decoder_ffn_dim=4, encoder_attention_heads=2, decoder_attention_heads=2,
+                      max_position_embeddings=16)
+    out = BartForConditionalGeneration(bart).eval()(input_ids=support.random_ids(2, 4),
+                                                    decoder_input_ids=support.random_ids(2, 3))
+    assert torch.isfinite(out.logits).all()
+    decoder = BertGenerationDecoder(BertGenerationConfig(vocab_size=support.VOCAB, hidden_size=8, num_hidden_layers=0,
+                                                         num_attention_heads=2, intermediate_size=4,
+                                                         max_position_embeddings=16, is_decoder=True)).eval()
+    assert decoder(support.random_ids(2, 4)).logits.shape == (2, 4, support.VOCAB)
+    odd = BartConfig(vocab_size=support.VOCAB, d_model=10, encoder_attention_heads=3, decoder_attention_heads=2,
+                     encoder_layers=1, decoder_layers=1)  # accepted, as in transformers
+    raises(ConfigError, "divisible", lambda: BartForConditionalGeneration(odd))
+    odd.encoder_attention_heads = 2
+    assert BartForConditionalGeneration(odd) is not None
+
+
 @pytest.mark.parametrize("field, value", [("encoder_attention_heads", 0), ("vocab_size", -3), ("d_model", 0),
                                           ("init_std", -1.0), ("vocab_size", 10**15),
                                           ("activation_function", "no-such-activation")])
@@ -436,6 +469,13 @@ TOKENIZER_CASES = {
     "convert_tokens_to_ids an int": ("convert_tokens_to_ids", lambda tok: tok.convert_tokens_to_ids(5)),
     "add_tokens an int": ("tokens", lambda tok: tok.add_tokens([5])),
     "pad(None)": ("pad", lambda tok: tok.pad(None)),
+    "pad a list of ids": ("pad", lambda tok: tok.pad([[1, 2], [3]])),
+    "decode id >= 2**32": ("id", lambda tok: tok.decode([5, 2**32])),
+    "max_length >= 2**63": ("max_length", lambda tok: tok("hello", truncation=True, max_length=2**63)),
+    "stride < 0": ("stride", lambda tok: tok("hello", truncation=True, max_length=2, stride=-1)),
+    "pad_to_multiple_of a float": ("pad_to_multiple_of", lambda tok: tok(["hi", "hello"], padding=True,
+                                                                         pad_to_multiple_of=2.5)),
+    "add_special_tokens a list": ("add_special_tokens", lambda tok: tok.add_special_tokens(["[X]"])),
 }
 
 
