@@ -219,12 +219,18 @@ GenerationResult beam_search(const LoadedModel& model, const Settings& s, Decode
   // 0 is falsy there, so it falls through to eos).
   c.fill_token = s.eos.empty() ? -1 : (s.pad && *s.pad != 0 ? *s.pad : s.eos[0]);
   c.sample = s.do_sample;
-  const auto opts = state.cross_mask.options().dtype(at::kLong);
-  BeamSearch beams(c, at::full({batch * s.num_beams, 1}, s.decoder_start, opts));
-  while (!beams.done()) {
-    const auto logits = model.net.step(beams.last_tokens(), state);
-    const auto log_probs = s.processors(beams.running_sequences(), at::log_softmax(logits, -1));
-    state.reorder(beams.step(log_probs, generator));
+  // pygen/generation/search.py's beam_search, step by step. The beam state lives where the
+  // kernels run: the model's device, or the CPU for a device this build has no kernels for.
+  const auto device = state.cross_mask.device();
+  const auto state_device = has_generation_kernels(device) ? device : c10::Device(c10::kCPU);
+  BeamSearch beams(c, at::full({batch * s.num_beams, 1}, s.decoder_start, at::dtype(at::kLong).device(state_device)));
+  at::Tensor tokens = beams.running_sequences().select(1, 0);
+  while (true) {
+    const auto logits = model.net.step(tokens.to(device), state);
+    beams.step(s.processors(beams.running_sequences(), logits, /*log_softmax=*/true), generator);
+    if (beams.done()) break;
+    state.reorder(beams.parents());
+    tokens = beams.next_tokens();
   }
   auto [seqs, scores] = beams.result(s.num_return_sequences);
   return {to_rows(seqs), to_floats(scores)};

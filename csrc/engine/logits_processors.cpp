@@ -1,18 +1,17 @@
-// Each step mirrors the transformers 5.23 class named in its comment (generation/logits_process.py),
-// including its tie and edge-case behaviour, so that ids match token for token.
+// The processors are the fused kernel (pygen::logits_process), called as Python's LogitsProcessor
+// calls it (pygen/generation/logits_process.py); the warpers mirror the transformers 5.23 classes
+// named in their comments (generation/logits_process.py), ties included, as Python's warp() does.
 #include "logits_processors.h"
 
 #include <ATen/TensorOperators.h>
-#include <ATen/ops/constant_pad_nd.h>
-#include <ATen/ops/full_like.h>
 #include <ATen/ops/softmax.h>
 #include <ATen/ops/sort.h>
 #include <ATen/ops/tensor.h>
 #include <ATen/ops/topk.h>
-#include <ATen/ops/where.h>
-#include <ATen/ops/zeros.h>
 
 #include <limits>
+
+#include "beam_search.h"
 
 namespace pygen {
 namespace {
@@ -21,37 +20,6 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 
 at::Tensor ids_tensor(const std::vector<int64_t>& ids, const at::Tensor& like) {
   return at::tensor(ids, at::TensorOptions().dtype(at::kLong)).to(like.device());
-}
-
-// RepetitionPenaltyLogitsProcessor: every id already in the row is divided (positive score) or
-// multiplied (negative score) by the penalty, once.
-at::Tensor apply_repetition_penalty(const at::Tensor& seqs, const at::Tensor& scores, double penalty) {
-  const int64_t vocab = scores.size(1);
-  const auto ids = seqs.clamp_max(vocab);  // ids past the output vocab land in a spare column
-  const auto padded = at::constant_pad_nd(scores, {0, 1});
-  const auto picked = padded.gather(1, ids);
-  const auto penalized = at::where(picked < 0, picked * penalty, picked / penalty);
-  return padded.scatter(1, ids, penalized).narrow(1, 0, vocab);
-}
-
-// NoRepeatNGramLogitsProcessor: ban the token that would complete an n-gram already in the row.
-at::Tensor apply_no_repeat_ngram(const at::Tensor& seqs, const at::Tensor& scores, int64_t n) {
-  const int64_t len = seqs.size(1), vocab = scores.size(1);
-  if (len < n) return scores;
-  const auto prefix = seqs.narrow(1, len + 1 - n, n - 1);
-  const auto windows = seqs.unfold(1, n, 1);  // [rows, len - n + 1, n]
-  const auto matches = windows.narrow(2, 0, n - 1).eq(prefix.unsqueeze(1)).all(-1);
-  const auto last = windows.select(2, n - 1).clamp_max(vocab);
-  auto banned = at::zeros({scores.size(0), vocab + 1}, scores.options().dtype(at::kBool));
-  banned.scatter_(1, at::where(matches, last, at::full_like(last, vocab)), true);
-  return scores.masked_fill(banned.narrow(1, 0, vocab), -kInf);
-}
-
-// ForcedBOS/ForcedEOS: the row becomes -inf except the forced ids, which become 0.
-at::Tensor force(const at::Tensor& scores, const std::vector<int64_t>& ids) {
-  auto out = at::full_like(scores, -kInf);
-  out.index_fill_(1, ids_tensor(ids, scores), 0.0);
-  return out;
 }
 
 // TopKLogitsWarper: keep scores >= the k-th largest.
@@ -71,15 +39,23 @@ at::Tensor apply_top_p(const at::Tensor& scores, double p, int64_t min_keep) {
 
 }  // namespace
 
-at::Tensor LogitsProcessors::operator()(const at::Tensor& sequences, at::Tensor scores) const {
-  const int64_t cur_len = sequences.size(1);
-  if (repetition_penalty != 1.0) scores = apply_repetition_penalty(sequences, scores, repetition_penalty);
-  if (no_repeat_ngram_size > 0) scores = apply_no_repeat_ngram(sequences, scores, no_repeat_ngram_size);
-  if (min_length > 0 && !eos_token_ids.empty() && cur_len < min_length) {  // MinLengthLogitsProcessor
-    scores = scores.index_fill(1, ids_tensor(eos_token_ids, scores), -kInf);
+at::Tensor LogitsProcessors::operator()(const at::Tensor& sequences, const at::Tensor& logits,
+                                        bool log_softmax) const {
+  const bool on_device = has_generation_kernels(logits.device());
+  const auto ids = on_device ? sequences : sequences.cpu();
+  const int64_t cur_len = ids.size(1);
+  // Which length-dependent processors act this step: MinLength bans every eos id, ForcedEOS (at
+  // max_length - 1) wins over ForcedBOS (the first generated token).
+  at::Tensor banned, forced;
+  if (!eos_token_ids.empty() && cur_len < min_length) banned = ids_tensor(eos_token_ids, ids);
+  if (!forced_eos_token_ids.empty() && cur_len == max_length - 1) {
+    forced = ids_tensor(forced_eos_token_ids, ids);
+  } else if (forced_bos_token_id && cur_len == 1) {
+    forced = ids_tensor({*forced_bos_token_id}, ids);
   }
-  if (forced_bos_token_id && cur_len == 1) scores = force(scores, {*forced_bos_token_id});
-  if (!forced_eos_token_ids.empty() && cur_len == max_length - 1) scores = force(scores, forced_eos_token_ids);
+  auto scores = logits_process_op(on_device ? logits : logits.cpu(), ids, log_softmax, repetition_penalty,
+                                  no_repeat_ngram_size, banned, forced)
+                    .to(logits.device());
   if (sample) {
     if (temperature != 1.0) scores = scores / temperature;  // TemperatureLogitsWarper
     if (top_k > 0) scores = apply_top_k(scores, std::max(top_k, min_tokens_to_keep));

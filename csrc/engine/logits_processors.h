@@ -1,4 +1,5 @@
-// transformers' logits processors and sampling warpers, in the order generate() applies them.
+// transformers' logits processors (the fused pygen::logits_process kernel, as Python's
+// LogitsProcessor calls it) and sampling warpers, in the order generate() applies them.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -22,8 +23,10 @@ struct LogitsProcessors {
   double top_p = 1.0;
   int64_t min_tokens_to_keep = 1;
 
-  // scores [rows, vocab] float32 given the sequences so far [rows, cur_len]; returns new scores.
-  at::Tensor operator()(const at::Tensor& sequences, at::Tensor scores) const;
+  // Processed float32 scores [rows, vocab] of logits [rows, vocab] (any float dtype) given the
+  // sequences so far [rows, cur_len]; log_softmax first replaces each row by its log-softmax
+  // (beam search). Runs on the CPU when the device has no kernels, returning to the logits' device.
+  at::Tensor operator()(const at::Tensor& sequences, const at::Tensor& logits, bool log_softmax = false) const;
 };
 
 }  // namespace pygen

@@ -25,6 +25,7 @@
 #include <limits>
 #include <map>
 
+#include "beam_search.h"
 #include "pygen/error.h"
 
 namespace pygen {
@@ -141,11 +142,17 @@ at::Tensor LMHead::operator()(const at::Tensor& x) const {
 }
 
 void DecoderState::reorder(const at::Tensor& parents) {
-  for (auto* buffers : {&self_k, &self_v}) {
-    for (auto& buffer : *buffers) {
-      auto filled = buffer.narrow(1, 0, length);
-      filled.copy_(filled.index_select(0, parents));
-    }
+  std::vector<at::Tensor> buffers(self_k);
+  buffers.insert(buffers.end(), self_v.begin(), self_v.end());
+  if (buffers.empty()) return;
+  const auto index = parents.to(buffers[0].device()).contiguous();
+  if (has_generation_kernels(index.device())) {  // pygen::reorder_rows_, as Python's loop calls it
+    reorder_rows_op(buffers, index, length);
+    return;
+  }
+  for (auto& buffer : buffers) {  // a device this build has no kernels for
+    auto filled = buffer.narrow(1, 0, length);
+    filled.copy_(filled.index_select(0, index));
   }
 }
 
