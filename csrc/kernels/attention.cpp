@@ -164,27 +164,28 @@ std::tuple<at::Tensor, at::Tensor> check_bwd(const at::Tensor& grad_out, const a
   return {grad_out.contiguous(), out.contiguous()};
 }
 
-}  // namespace
-
-std::tuple<at::Tensor, at::Tensor> attention_fwd_cpu(const at::Tensor& q, const at::Tensor& k,
-                                                     const at::Tensor& v,
-                                                     const std::optional<at::Tensor>& key_padding_mask,
-                                                     const std::optional<at::Tensor>& attn_bias,
-                                                     bool causal, double scale, int64_t kv_group) {
+// Every device's entry: validate, allocate the outputs, fill the params, and hand them to
+// `run`, which launches that device's kernel.
+template <typename Run>
+std::tuple<at::Tensor, at::Tensor> run_fwd(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                           const std::optional<at::Tensor>& key_padding_mask,
+                                           const std::optional<at::Tensor>& attn_bias, bool causal, double scale,
+                                           int64_t kv_group, Run run) {
   const auto s = check_attention(q, k, v, key_padding_mask, attn_bias, kv_group);
   auto [out, lse] = new_fwd_outputs(q, s);
   Inputs keep;
   auto p = make_params(q, k, v, key_padding_mask, attn_bias, causal, scale, s, keep);
   p.out = out.data_ptr();
   p.lse = lse.data_ptr();
-  attention_fwd_cpu_kernel(p);
+  run(p);
   return {out, lse};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd_cpu(
+template <typename Run>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> run_bwd(
     const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
     const at::Tensor& out, const at::Tensor& lse, const std::optional<at::Tensor>& key_padding_mask,
-    const std::optional<at::Tensor>& attn_bias, bool causal, double scale, int64_t kv_group) {
+    const std::optional<at::Tensor>& attn_bias, bool causal, double scale, int64_t kv_group, Run run) {
   const auto s = check_attention(q, k, v, key_padding_mask, attn_bias, kv_group);
   auto [gout, outc] = check_bwd(grad_out, q, out, lse, s);
   const auto lsec = lse.contiguous();
@@ -200,8 +201,27 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd_cpu(
   p.grad_q = dq.data_ptr();
   p.grad_k = dk.data_ptr();
   p.grad_v = dv.data_ptr();
-  attention_bwd_cpu_kernel(p);
+  run(p);
   return {dq, dk, dv};
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> attention_fwd_cpu(const at::Tensor& q, const at::Tensor& k,
+                                                     const at::Tensor& v,
+                                                     const std::optional<at::Tensor>& key_padding_mask,
+                                                     const std::optional<at::Tensor>& attn_bias,
+                                                     bool causal, double scale, int64_t kv_group) {
+  return run_fwd(q, k, v, key_padding_mask, attn_bias, causal, scale, kv_group,
+                 [](const AttentionParams& p) { attention_fwd_cpu_kernel(p); });
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd_cpu(
+    const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+    const at::Tensor& out, const at::Tensor& lse, const std::optional<at::Tensor>& key_padding_mask,
+    const std::optional<at::Tensor>& attn_bias, bool causal, double scale, int64_t kv_group) {
+  return run_bwd(grad_out, q, k, v, out, lse, key_padding_mask, attn_bias, causal, scale, kv_group,
+                 [](const AttentionBwdParams& p) { attention_bwd_cpu_kernel(p); });
 }
 
 TORCH_LIBRARY_IMPL(pygen, CPU, m) {
@@ -210,62 +230,44 @@ TORCH_LIBRARY_IMPL(pygen, CPU, m) {
 }
 
 #ifdef PYGEN_WITH_CUDA
-// CUDA entries: the same checks and outputs as on the CPU; kernels run on the current stream of
-// q's device (attention_cuda.cu plans them, and refuses shapes it cannot run before any launch).
+namespace {
+
+// Plans the kernels for params p (refusing, before any launch, shapes they cannot run), then
+// launches them on the current stream of q's device with a workspace from torch's allocator.
+template <typename Plan, typename Params, typename PlanFn, typename LaunchFn>
+void launch_cuda(const at::Tensor& q, const Params& p, PlanFn plan_fn, LaunchFn launch_fn) {
+  TORCH_CHECK_VALUE(q.is_cuda(), "attention: CUDA kernel called with q on ", q.device());
+  const c10::cuda::CUDAGuard guard(q.device());
+  Plan plan;
+  const std::string err = plan_fn(p, plan);
+  TORCH_CHECK_VALUE(err.empty(), err);
+  at::Tensor workspace;
+  if (plan.workspace_bytes)
+    workspace = at::empty({int64_t(plan.workspace_bytes)}, q.options().dtype(at::kByte));
+  C10_CUDA_CHECK(launch_fn(p, plan, workspace.defined() ? workspace.data_ptr() : nullptr,
+                           at::cuda::getCurrentCUDAStream()));
+}
+
+}  // namespace
+
 std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(const at::Tensor& q, const at::Tensor& k,
                                                       const at::Tensor& v,
                                                       const std::optional<at::Tensor>& key_padding_mask,
                                                       const std::optional<at::Tensor>& attn_bias,
                                                       bool causal, double scale, int64_t kv_group) {
-  const auto s = check_attention(q, k, v, key_padding_mask, attn_bias, kv_group);
-  TORCH_CHECK_VALUE(q.is_cuda(), "attention: CUDA kernel called with q on ", q.device());
-  const c10::cuda::CUDAGuard guard(q.device());
-  auto [out, lse] = new_fwd_outputs(q, s);
-  Inputs keep;
-  auto p = make_params(q, k, v, key_padding_mask, attn_bias, causal, scale, s, keep);
-  p.out = out.data_ptr();
-  p.lse = lse.data_ptr();
-  AttnCudaFwdPlan plan;
-  const std::string err = plan_attention_fwd_cuda(p, plan);
-  TORCH_CHECK_VALUE(err.empty(), err);
-  at::Tensor workspace;
-  if (plan.workspace_bytes)
-    workspace = at::empty({int64_t(plan.workspace_bytes)}, q.options().dtype(at::kByte));
-  C10_CUDA_CHECK(launch_attention_fwd_cuda(p, plan, workspace.defined() ? workspace.data_ptr() : nullptr,
-                                           at::cuda::getCurrentCUDAStream()));
-  return {out, lse};
+  return run_fwd(q, k, v, key_padding_mask, attn_bias, causal, scale, kv_group, [&](const AttentionParams& p) {
+    launch_cuda<AttnCudaFwdPlan>(q, p, plan_attention_fwd_cuda, launch_attention_fwd_cuda);
+  });
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> attention_bwd_cuda(
     const at::Tensor& grad_out, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
     const at::Tensor& out, const at::Tensor& lse, const std::optional<at::Tensor>& key_padding_mask,
     const std::optional<at::Tensor>& attn_bias, bool causal, double scale, int64_t kv_group) {
-  const auto s = check_attention(q, k, v, key_padding_mask, attn_bias, kv_group);
-  TORCH_CHECK_VALUE(q.is_cuda(), "attention_bwd: CUDA kernel called with q on ", q.device());
-  auto [gout, outc] = check_bwd(grad_out, q, out, lse, s);
-  const c10::cuda::CUDAGuard guard(q.device());
-  const auto lsec = lse.contiguous();
-  auto dq = new_output(q.sizes(), q.options());
-  auto dk = new_output(k.sizes(), k.options());
-  auto dv = new_output(v.sizes(), v.options());
-  Inputs keep;
-  AttentionBwdParams p{};
-  p.fwd = make_params(q, k, v, key_padding_mask, attn_bias, causal, scale, s, keep);
-  p.fwd.out = outc.data_ptr();
-  p.fwd.lse = lsec.data_ptr();
-  p.grad_out = gout.data_ptr();
-  p.grad_q = dq.data_ptr();
-  p.grad_k = dk.data_ptr();
-  p.grad_v = dv.data_ptr();
-  AttnCudaBwdPlan plan;
-  const std::string err = plan_attention_bwd_cuda(p, plan);
-  TORCH_CHECK_VALUE(err.empty(), err);
-  at::Tensor workspace;
-  if (plan.workspace_bytes)
-    workspace = at::empty({int64_t(plan.workspace_bytes)}, q.options().dtype(at::kByte));
-  C10_CUDA_CHECK(launch_attention_bwd_cuda(p, plan, workspace.defined() ? workspace.data_ptr() : nullptr,
-                                           at::cuda::getCurrentCUDAStream()));
-  return {dq, dk, dv};
+  return run_bwd(grad_out, q, k, v, out, lse, key_padding_mask, attn_bias, causal, scale, kv_group,
+                 [&](const AttentionBwdParams& p) {
+                   launch_cuda<AttnCudaBwdPlan>(q, p, plan_attention_bwd_cuda, launch_attention_bwd_cuda);
+                 });
 }
 
 TORCH_LIBRARY_IMPL(pygen, CUDA, m) {
