@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .errors import ConfigError, PygenError
-from .hub import resolve
+from .hub import resolve_pretrained
 
 CONFIG_NAME = "config.json"
 
@@ -241,7 +241,7 @@ class PretrainedConfig:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, **overrides: Any) -> "PretrainedConfig":
-        data = cls.from_json_file(resolve(name_or_path) / CONFIG_NAME)
+        data = cls.from_json_file(resolve_pretrained(name_or_path, overrides) / CONFIG_NAME)
         model_type = data.get("model_type")
         if cls.model_type and model_type and model_type != cls.model_type and not cls.accepts_model_type(model_type):
             raise ConfigError(
@@ -285,7 +285,7 @@ class AutoConfig:
 
     @staticmethod
     def from_pretrained(name_or_path: str | os.PathLike, **overrides: Any) -> PretrainedConfig:
-        data = PretrainedConfig.from_json_file(resolve(name_or_path) / CONFIG_NAME)
+        data = PretrainedConfig.from_json_file(resolve_pretrained(name_or_path, overrides) / CONFIG_NAME)
         model_type = data.get("model_type")
         if not model_type:
             raise ConfigError(f"{name_or_path}/config.json has no 'model_type'")

@@ -12,6 +12,22 @@ from pathlib import Path
 from .errors import InputError, ModelNotFoundError
 
 
+# transformers' from_pretrained options that only steer downloading or the loading strategy. pygen
+# reads local files only, so a call that passes them works unchanged and they have no effect.
+DOWNLOAD_ONLY_KWARGS = ("local_files_only", "low_cpu_mem_usage", "use_safetensors", "trust_remote_code",
+                        "force_download", "resume_download", "proxies", "token", "use_auth_token")
+
+
+def resolve_pretrained(name_or_path: str | os.PathLike, kwargs: dict) -> Path:
+    """:func:`resolve` for a ``from_pretrained(name_or_path, **kwargs)`` call: takes ``revision`` and
+    ``cache_dir`` out of ``kwargs`` and drops :data:`DOWNLOAD_ONLY_KWARGS`."""
+    revision = kwargs.pop("revision", None) or "main"
+    cache_dir = kwargs.pop("cache_dir", None)
+    for key in DOWNLOAD_ONLY_KWARGS:
+        kwargs.pop(key, None)
+    return resolve(name_or_path, revision=revision, cache_dir=cache_dir)
+
+
 def cache_dirs() -> list[Path]:
     """Hub cache folders in the order huggingface_hub consults them."""
     dirs = []
@@ -31,7 +47,8 @@ def cache_dirs() -> list[Path]:
     return out
 
 
-def resolve(name_or_path: str | os.PathLike, revision: str = "main") -> Path:
+def resolve(name_or_path: str | os.PathLike, revision: str = "main",
+            cache_dir: str | os.PathLike | None = None) -> Path:
     """Return the local directory holding the checkpoint ``name_or_path``.
 
     Raises :class:`ModelNotFoundError` listing every place that was searched.
@@ -48,7 +65,7 @@ def resolve(name_or_path: str | os.PathLike, revision: str = "main") -> Path:
         raise ModelNotFoundError(f"{name!r} is a file, expected a checkpoint directory")
     if name.count("/") <= 1 and not name.startswith((".", "/", "~")):
         repo = "models--" + name.replace("/", "--")
-        for cache in cache_dirs():
+        for cache in ([Path(cache_dir).expanduser()] if cache_dir is not None else []) + cache_dirs():
             root = cache / repo
             looked.append(str(root))
             snapshots = root / "snapshots"

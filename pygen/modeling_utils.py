@@ -18,7 +18,7 @@ from .checkpoint import load_state_dict, save_state_dict
 from .configuration_utils import CONFIG_NAME, PretrainedConfig
 from .errors import CheckpointError, ConfigError, InputError, PygenError
 from .generation.config import GENERATION_CONFIG_NAME, GenerationConfig
-from .hub import resolve
+from .hub import resolve_pretrained
 
 logger = logging.getLogger("pygen")
 
@@ -185,8 +185,9 @@ class PreTrainedModel(nn.Module):
         """
         if args:
             raise TypeError(f"{cls.__name__}.from_pretrained takes one positional argument (the path)")
-        directory = resolve(name_or_path)
+        directory = resolve_pretrained(name_or_path, overrides)
         overrides.pop("attn_implementation", None)  # pygen always runs its own kernels
+        device = _device_from_map(overrides.pop("device_map", None), device)
         if config is None:
             config = cls.config_class.from_pretrained(directory, **overrides)
         elif overrides:
@@ -247,3 +248,17 @@ class PreTrainedModel(nn.Module):
             for target in self.tied_weights:
                 state.pop(target, None)
         save_state_dict(state, path)
+
+
+def _device_from_map(device_map: Any, device: Any) -> Any:
+    """transformers' ``device_map`` as a single device: pygen keeps a model on one device."""
+    if device_map is None:
+        return device
+    if device is not None:
+        raise InputError("from_pretrained: pass device= or device_map=, not both")
+    if device_map == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if isinstance(device_map, (str, int, torch.device)):
+        return device_map
+    raise InputError(f"from_pretrained: device_map must name one device (\"cpu\", \"cuda:0\", 0, \"auto\"); "
+                     f"pygen does not split a model across devices, got {device_map!r:.200}")

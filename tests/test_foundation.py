@@ -58,6 +58,35 @@ def test_resolve_hf_cache_layout(tmp_path, monkeypatch):
     assert resolve("acme/tiny-bart") == snap
 
 
+def test_from_pretrained_takes_transformers_loading_options(tmp_path, monkeypatch):
+    """cache_dir / revision pick the snapshot; download-only options are accepted and ignored;
+    device_map names one device or is refused with an InputError."""
+    from transformers import BartConfig as HFBartConfig, BartForConditionalGeneration as HFBart
+
+    torch.manual_seed(0)
+    reference = HFBart(HFBartConfig(vocab_size=50, d_model=16, encoder_layers=1, decoder_layers=1,
+                                    encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=24,
+                                    decoder_ffn_dim=24, max_position_embeddings=32)).eval()
+    repo = tmp_path / "elsewhere" / "models--acme--tiny-bart"
+    for rev in ("old111", "new222"):
+        reference.save_pretrained(repo / "snapshots" / rev)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("new222")
+    (repo / "refs" / "v1").write_text("old111")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(ModelNotFoundError):
+        pygen.AutoModelForSeq2SeqLM.from_pretrained("acme/tiny-bart")
+    model = pygen.AutoModelForSeq2SeqLM.from_pretrained(
+        "acme/tiny-bart", cache_dir=tmp_path / "elsewhere", revision="v1", local_files_only=True,
+        low_cpu_mem_usage=True, use_safetensors=True, trust_remote_code=False, device_map="cpu")
+    ids = torch.randint(3, 50, (2, 7))
+    torch.testing.assert_close(model(input_ids=ids).logits, reference(input_ids=ids).logits, rtol=0, atol=1e-5)
+    config = AutoConfig.from_pretrained("acme/tiny-bart", cache_dir=tmp_path / "elsewhere", revision="v1")
+    assert config.d_model == 16
+    with pytest.raises(pygen.InputError, match="device_map"):
+        pygen.BartForConditionalGeneration.from_pretrained(repo / "snapshots" / "new222", device_map={"": 0})
+
+
 def test_resolve_not_found_lists_places(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "nowhere"))
     with pytest.raises(ModelNotFoundError) as info:

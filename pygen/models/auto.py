@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from ..configuration_utils import CONFIG_NAME, PretrainedConfig
 from ..errors import ConfigError
-from ..hub import resolve
+from ..hub import resolve, resolve_pretrained
 
 # model_type -> module under pygen.models
 FAMILY_MODULES: dict[str, str] = {
@@ -112,8 +112,9 @@ class _AutoModelBase:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
-        model_type, architectures = read_model_type(name_or_path)
-        return cls._class_for(model_type, architectures, name_or_path).from_pretrained(name_or_path, *args, **kwargs)
+        directory = resolve_pretrained(name_or_path, kwargs)
+        model_type, architectures = read_model_type(directory)
+        return cls._class_for(model_type, architectures, name_or_path).from_pretrained(directory, *args, **kwargs)
 
     @classmethod
     def from_config(cls, config: PretrainedConfig):

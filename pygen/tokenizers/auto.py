@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from ..errors import CheckpointError, ConfigError
-from ..hub import resolve
+from ..hub import resolve_pretrained
 from .base import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, PreTrainedTokenizerBase, load_tokenizer_json, read_json
 from .bert import BertTokenizer
 from .bert_generation import BertGenerationTokenizer
@@ -39,7 +39,8 @@ class AutoTokenizer:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs) -> PreTrainedTokenizerBase:
-        directory = resolve(name_or_path)
+        directory = resolve_pretrained(name_or_path, dict(kwargs))  # the class's from_pretrained reads them too
+        kwargs.pop("use_fast", None)  # pygen has one implementation per tokenizer
         tokenizer_class = tokenizer_class_for(directory)
         return tokenizer_class.from_pretrained(name_or_path, **kwargs)
 

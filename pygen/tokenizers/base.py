@@ -23,7 +23,7 @@ from typing import Any
 from tokenizers import AddedToken
 
 from ..errors import CheckpointError, ConfigError, InputError
-from ..hub import resolve
+from ..hub import resolve_pretrained
 
 logger = logging.getLogger(__name__)
 
@@ -844,7 +844,7 @@ class PreTrainedTokenizerBase:
 
         Keyword arguments override entries of ``tokenizer_config.json``.
         """
-        directory = resolve(name_or_path)
+        directory = resolve_pretrained(name_or_path, kwargs)
         json_file = directory / TOKENIZER_FILE
         tokenizer_json = load_tokenizer_json(json_file) if json_file.is_file() else None
         config = cls._read_config(directory, tokenizer_json, kwargs)
