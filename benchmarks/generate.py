@@ -41,7 +41,6 @@ import importlib.resources
 import io
 import json
 import os
-import platform
 import pstats
 import statistics
 import sys
@@ -50,6 +49,7 @@ import time
 import warnings
 
 import torch
+from machine import machine
 
 import pygen
 
@@ -281,17 +281,6 @@ def profile_case(name: str, models: dict, args) -> None:
         timed_generate(ours, ids, mask, kwargs, args.device)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
 
-
-def machine(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 def main() -> None:

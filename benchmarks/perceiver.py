@@ -18,7 +18,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import time
 import warnings
 
 import torch
+from machine import machine
 
 from pygen.models.perceiver import PerceiverConfig, PerceiverForMaskedLM
 
@@ -150,17 +150,6 @@ def memory(args) -> list[dict]:
               f"transformers {row['transformers_mib']:8.1f} MiB", flush=True)
     return rows
 
-
-def machine(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 def main() -> None:
