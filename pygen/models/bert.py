@@ -641,12 +641,15 @@ class BertPreTrainedModel(BertFamilyPreTrainedModel):
     base_model_prefix = "bert"
 
 
-class BertModel(BertStackMixin, BertPreTrainedModel):
-    """Bare BERT: an encoder, or (``is_decoder``) a causal decoder with optional cross-attention."""
+class BertModelMixin(BertStackMixin):
+    """The bare-model body shared by BertModel and RobertaModel, which differ only in their
+    embeddings (``embeddings_class``) and config class."""
 
-    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+    embeddings_class: type
+
+    def __init__(self, config, add_pooling_layer: bool = True):
         super().__init__(config)
-        self.embeddings = BertEmbeddings(config)
+        self.embeddings = self.embeddings_class(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
         self.post_init()
@@ -664,6 +667,12 @@ class BertModel(BertStackMixin, BertPreTrainedModel):
             last_hidden_state=hidden, pooler_output=self.pooler(hidden) if self.pooler is not None else None,
             past_key_values=cache, hidden_states=all_hidden)
         return out if (self.config.return_dict if return_dict is None else return_dict) else out.to_tuple()
+
+
+class BertModel(BertModelMixin, BertPreTrainedModel):
+    """Bare BERT: an encoder, or (``is_decoder``) a causal decoder with optional cross-attention."""
+
+    embeddings_class = BertEmbeddings
 
 
 class BertLMHeadModel(BertCausalLMMixin, BertPreTrainedModel):

@@ -15,8 +15,8 @@ from torch import Tensor, nn
 from ..cache import KVCache
 from ..configuration_utils import register_config
 from ..errors import ConfigError
-from .bert import (BERT_FAMILY, BaseModelOutputWithPoolingAndCrossAttentions, BertCausalLMMixin, BertConfig,
-                   BertEmbeddings, BertEncoder, BertFamilyPreTrainedModel, BertPooler, BertStackMixin, skip_init)
+from .bert import (BERT_FAMILY, BertCausalLMMixin, BertConfig, BertEmbeddings, BertFamilyPreTrainedModel,
+                   BertModelMixin, skip_init)
 
 
 @register_config
@@ -68,29 +68,10 @@ class RobertaPreTrainedModel(BertFamilyPreTrainedModel):
     base_model_prefix = "roberta"
 
 
-class RobertaModel(BertStackMixin, RobertaPreTrainedModel):
+class RobertaModel(BertModelMixin, RobertaPreTrainedModel):
     """Bare RoBERTa: an encoder, or (``is_decoder``) a causal decoder with optional cross-attention."""
 
-    def __init__(self, config: RobertaConfig, add_pooling_layer: bool = True):
-        super().__init__(config)
-        self.embeddings = RobertaEmbeddings(config)
-        self.encoder = BertEncoder(config)
-        self.pooler = BertPooler(config) if add_pooling_layer else None
-        self.post_init()
-
-    def forward(self, input_ids: Optional[Tensor] = None, attention_mask: Optional[Tensor] = None,
-                token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
-                inputs_embeds: Optional[Tensor] = None, encoder_hidden_states: Optional[Tensor] = None,
-                encoder_attention_mask: Optional[Tensor] = None, past_key_values: Optional[KVCache] = None,
-                use_cache: Optional[bool] = None, output_attentions: Optional[bool] = None,
-                output_hidden_states: Optional[bool] = None, return_dict: Optional[bool] = None):
-        hidden, all_hidden, cache = self._run_stack(
-            input_ids, attention_mask, position_ids, inputs_embeds, encoder_hidden_states, encoder_attention_mask,
-            past_key_values, use_cache, output_attentions, output_hidden_states, token_type_ids)
-        out = BaseModelOutputWithPoolingAndCrossAttentions(
-            last_hidden_state=hidden, pooler_output=self.pooler(hidden) if self.pooler is not None else None,
-            past_key_values=cache, hidden_states=all_hidden)
-        return out if (self.config.return_dict if return_dict is None else return_dict) else out.to_tuple()
+    embeddings_class = RobertaEmbeddings
 
 
 class RobertaLMHead(nn.Module):
