@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import shutil
 
 import pytest
 import torch
@@ -139,6 +140,22 @@ def test_minilm_bert2bert_warm_start(minilm_batch):
     assert type(ours.encoder) is pb.BertModel and type(ours.decoder) is pb.BertLMHeadModel
     assert ours.encoder.pooler is not None and ours.enc_to_dec_proj is None
     warm_start_parity(ours, hf, minilm_batch, gradients=True)
+
+
+def test_warm_start_from_a_hub_cache_with_prefixed_loading_options(tmp_path, monkeypatch):
+    """encoder_cache_dir / decoder_revision reach the config read as well as the weights."""
+    repo = tmp_path / "cache" / "models--acme--minilm"
+    shutil.copytree(MINILM, repo / "snapshots" / "rev1")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "v1").write_text("rev1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    ours = ped.EncoderDecoderModel.from_encoder_decoder_pretrained(
+        "acme/minilm", "acme/minilm", encoder_cache_dir=tmp_path / "cache", encoder_revision="v1",
+        decoder_cache_dir=tmp_path / "cache", decoder_revision="v1")
+    assert type(ours.encoder) is pb.BertModel and type(ours.decoder) is pb.BertLMHeadModel
+    reference = pb.BertModel.from_pretrained(MINILM)
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(ours.encoder.state_dict()[name], tensor), name
 
 
 def test_minilm_bert_generation_warm_start(minilm_batch):

@@ -22,6 +22,7 @@ from ..cache import KVCache
 from ..configuration_utils import AutoConfig, PretrainedConfig, config_class_for, register_config
 from ..errors import ConfigError, InputError
 from ..generation.mixin import GenerationMixin
+from ..hub import resolve_pretrained
 from ..modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from ..modeling_utils import PreTrainedModel
 from .bert import (BertCausalLMMixin, BertConfig, BertLMHeadModel, BertModel, check_labels, init_skipped,
@@ -252,6 +253,9 @@ class EncoderDecoderModel(GenerationMixin, PreTrainedModel):
         if encoder is None:
             if encoder_pretrained_model_name_or_path is None:
                 raise ConfigError("pass encoder_pretrained_model_name_or_path (or a built encoder_model)")
+            # cache_dir / revision select the snapshot once, for the config read and the weights
+            encoder_pretrained_model_name_or_path = resolve_pretrained(encoder_pretrained_model_name_or_path,
+                                                                       kwargs_encoder)
             config = kwargs_encoder.pop("config", None)
             if config is None:
                 config = AutoConfig.from_pretrained(encoder_pretrained_model_name_or_path)
@@ -268,6 +272,9 @@ class EncoderDecoderModel(GenerationMixin, PreTrainedModel):
         if decoder is None:
             if decoder_pretrained_model_name_or_path is None:
                 raise ConfigError("pass decoder_pretrained_model_name_or_path (or a built decoder_model)")
+            # cache_dir / revision select the snapshot once, for the config read and the weights
+            decoder_pretrained_model_name_or_path = resolve_pretrained(decoder_pretrained_model_name_or_path,
+                                                                       kwargs_decoder)
             config = kwargs_decoder.pop("config", None)
             if config is None:
                 config = AutoConfig.from_pretrained(decoder_pretrained_model_name_or_path)
