@@ -64,9 +64,15 @@ def extensions():
 
     sources = ["csrc/ops.cpp", "csrc/python_module.cpp"] + sorted(glob.glob("csrc/kernels/*.cpp"))
     cxx = ["-O3", "-DNDEBUG"]
+    link = []
+    if sys.platform.startswith("linux"):
+        # at::parallel_for runs serially in code compiled without OpenMP; libgomp's soname makes
+        # the extension share the copy torch has already loaded (and torch.set_num_threads).
+        cxx.append("-fopenmp")
+        link.append("-fopenmp")
     with_cuda = cuda_wanted(torch)
     if not with_cuda:
-        return [CppExtension("pygen._C", sources, extra_compile_args={"cxx": cxx})], False
+        return [CppExtension("pygen._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=link)], False
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
     archs = os.environ["TORCH_CUDA_ARCH_LIST"]
     defines = ["-DPYGEN_WITH_CUDA", f'-DPYGEN_CUDA_ARCHS="{archs}"']
@@ -75,7 +81,7 @@ def extensions():
     root = cuda_toolkit_root()
     lib_dirs = [d for d in ([os.path.join(root, "lib64"), os.path.join(root, "lib")] if root else []) if os.path.isdir(d)]
     ext = CUDAExtension("pygen._C", sources, include_dirs=cuda_header_dirs(), library_dirs=lib_dirs,
-                        extra_compile_args={"cxx": cxx + defines, "nvcc": nvcc})
+                        extra_compile_args={"cxx": cxx + defines, "nvcc": nvcc}, extra_link_args=link)
     return [ext], True
 
 

@@ -18,6 +18,10 @@ TORCH_LIBRARY(pygen, m) {
         "Tensor? key_padding_mask, Tensor? attn_bias, bool causal, float scale, int kv_group) "
         "-> (Tensor, Tensor, Tensor)");
 
+  // y = input weight^T + bias, at::linear's semantics (csrc/kernels/linear*): decoding shapes
+  // (a few rows of float32 input) run pygen's skinny kernel on CPU.
+  m.def("linear(Tensor input, Tensor weight, Tensor? bias) -> Tensor");
+
   // ---- generation (csrc/kernels/beam_search*) ----
   // Logits processors of transformers' generate(), on logits [R, V] (any float dtype) given the
   // sequences so far input_ids [R, T]; returns float32 [R, V]. In order: optional log-softmax,

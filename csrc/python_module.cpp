@@ -15,4 +15,9 @@ PYBIND11_MODULE(_C, m) {
   m.attr("with_cuda") = false;
 #endif
   m.attr("cuda_archs") = PYGEN_CUDA_ARCHS;
+#ifdef _OPENMP
+  m.attr("openmp") = true;  // at::parallel_for in the CPU kernels uses torch's intra-op threads
+#else
+  m.attr("openmp") = false;
+#endif
 }

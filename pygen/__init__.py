@@ -23,10 +23,11 @@ def build_info() -> dict:
     """How this installation was built: versions, and which compiled kernels are present."""
     import torch
 
-    info = {"version": __version__, "torch": torch.__version__, "cpu_kernels": False, "cuda_kernels": False,
-            "cuda_archs": [], "cuda_available": torch.cuda.is_available()}
+    info = {"version": __version__, "torch": torch.__version__, "cpu_kernels": False, "cpu_threads": False,
+            "cuda_kernels": False, "cuda_archs": [], "cuda_available": torch.cuda.is_available()}
     if ops.extension is not None:
         info["cpu_kernels"] = True
+        info["cpu_threads"] = bool(ops.extension.openmp)
         info["cuda_kernels"] = bool(ops.extension.with_cuda)
         info["cuda_archs"] = [a for a in ops.extension.cuda_archs.replace(",", ";").split(";") if a]
     else:

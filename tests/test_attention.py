@@ -277,6 +277,31 @@ def test_decode_long_kv_split(device, dtype, threads):
         torch.set_num_threads(1)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_cpu_threads_give_the_one_thread_result(threads):
+    """Prefill tiles, decode rows and backward tasks spread over several intra-op threads: each
+    output element is computed by one task in a fixed order, so the result is the one-thread
+    result bit for bit (and matches the reference)."""
+    g = torch.Generator().manual_seed(threads)
+    for q_len, kv_len, group in [(200, 300, 1), (1, 90, 4), (37, 37, 1)]:
+        q, k, v = make_qkv(g, batch=3, q_len=q_len, kv_len=kv_len, heads=5, dim=64, kv_group=group)
+        mask = make_mask(g, "holes", 3, kv_len)
+        runs = []
+        for n in (1, threads):
+            torch.set_num_threads(n)
+            try:
+                leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+                out = attention(*leaves, key_padding_mask=mask, causal=q_len > 1, kv_group=group)
+                out.backward(torch.ones_like(out))
+                runs.append([out.detach()] + [t.grad for t in leaves])
+            finally:
+                torch.set_num_threads(1)
+        for one, many in zip(*runs):
+            assert torch.equal(one, many)
+        assert_matches(runs[1][0], ref_attention(q, k, v, key_padding_mask=mask, causal=q_len > 1, kv_group=group),
+                       torch.float32)
+
+
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("device", DEVICES)
 def test_long_sequences(device, causal):

@@ -213,6 +213,8 @@ def test_build_info_reports_kernels():
     info = pygen.build_info()
     assert info["version"] == pygen.__version__ and info["torch"] == torch.__version__
     assert info["cpu_kernels"], info.get("extension_error")
+    if sys.platform.startswith("linux"):  # without OpenMP, at::parallel_for runs on one thread
+        assert info["cpu_threads"], info
     cuda_expected = (torch.version.cuda is not None and shutil.which("nvcc") is not None
                      and os.environ.get("PYGEN_CUDA") != "0")
     if cuda_expected:

@@ -11,7 +11,6 @@
 #include <ATen/ops/gelu.h>
 #include <ATen/ops/isfinite.h>
 #include <ATen/ops/layer_norm.h>
-#include <ATen/ops/linear.h>
 #include <ATen/ops/matmul.h>
 #include <ATen/ops/ones.h>
 #include <ATen/ops/relu.h>
@@ -26,6 +25,7 @@
 #include <map>
 
 #include "beam_search.h"
+#include "kernels/linear.h"
 #include "pygen/error.h"
 
 namespace pygen {
@@ -95,7 +95,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> project_qkv(const Layer& layer, c
 }  // namespace
 
 at::Tensor Linear::operator()(const at::Tensor& x) const {
-  return bias.defined() ? at::linear(x, weight, bias) : at::linear(x, weight);
+  return pygen::linear(x, weight, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt);
 }
 
 Linear fuse(std::initializer_list<Linear> parts) {

@@ -7,20 +7,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <string>
 #include <vector>
 
 #include "attention_params.h"
+#include "cpu_isa.h"
 
 namespace pygen {
-
-template <typename T, int Bytes>
-struct VecOf {
-  typedef T type __attribute__((vector_size(Bytes)));
-};
 
 namespace cpu_base {
 constexpr int kVecBytes = 16;  // SSE2 / NEON registers
@@ -28,41 +22,13 @@ constexpr int kVecBytes = 16;  // SSE2 / NEON registers
 }  // namespace cpu_base
 
 #if defined(__x86_64__)
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#endif
+PYGEN_BEGIN_AVX2
 namespace cpu_avx2 {
 constexpr int kVecBytes = 32;
 #include "attention_cpu_impl.h"
 }  // namespace cpu_avx2
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
+PYGEN_END_AVX2
 #endif
-#endif
-
-namespace {
-
-// AVX2+FMA when the CPU has both, unless ATEN_CPU_CAPABILITY=default asks for the baseline
-// (the variable torch honours for its own kernels).
-bool use_avx2() {
-#if defined(__x86_64__)
-  static const bool yes = [] {
-    const char* env = std::getenv("ATEN_CPU_CAPABILITY");
-    if (env && std::string(env) == "default") return false;
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }();
-  return yes;
-#else
-  return false;
-#endif
-}
-
-}  // namespace
 
 void attention_fwd_cpu_kernel(const AttentionParams& p) {
 #if defined(__x86_64__)

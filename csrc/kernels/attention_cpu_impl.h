@@ -1,8 +1,6 @@
-// CPU attention kernel bodies. Written once with GCC/Clang vector extensions and compiled twice
-// by attention_cpu.cpp, inside namespace cpu_base (baseline ISA) and cpu_avx2 (AVX2+FMA, chosen
-// at run time), hence no include guard. Needs attention_params.h, ATen/Parallel.h, c10 Half and
-// BFloat16, <algorithm>, <cmath>, <cstring>, <limits>, <vector> and VecOf<T, bytes> first, and
-// the including namespace defines kVecBytes (the vector width of its ISA).
+// CPU attention kernel bodies, compiled twice by attention_cpu.cpp (see cpu_isa.h), hence no
+// include guard. Needs attention_params.h, ATen/Parallel.h, c10 Half and BFloat16, <algorithm>,
+// <cmath>, <limits>, <vector> and cpu_isa.h first.
 //
 // Layout of the work: the query rows of one (kv batch, head) pair are the kv_group * q_len rows
 // of the beams that share its keys (see AttentionParams), so shared keys are read once.
@@ -12,48 +10,12 @@
 //  - decode (few rows): scores as dot products against K rows in place, the same online
 //    softmax along rows, O += P V; long KV splits into chunks whose partial results merge.
 //  - backward: one task per (kv batch, head), recomputing P from the saved log-sum-exp.
-
-template <typename T>
-using Vec = typename VecOf<T, kVecBytes>::type;
-template <typename T>
-constexpr int kLanes = int(kVecBytes / sizeof(T));
+#include "cpu_vec_impl.h"
 
 constexpr int64_t kBQ = 96;  // query rows per prefill task (16 x the 6-row register tile)
 constexpr int64_t kBK = 96;  // keys per tile
 constexpr int64_t kDecodeRows = 8;  // at most this many rows per (kv batch, head): decode path
 constexpr int64_t kDecodeChunk = 128;
-
-template <typename T>
-inline Vec<T> vload(const T* p) {
-  Vec<T> v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <typename T>
-inline void vstore(T* p, Vec<T> v) {
-  std::memcpy(p, &v, sizeof v);
-}
-template <typename T>
-inline Vec<T> vbcast(T x) {
-  return x - Vec<T>{};  // x - 0 is exact for every x (x + 0 is not, for -0), so this is a pure broadcast
-}
-// Lane-wise helpers; generic in the vector type V (Vec<T> itself is not deducible).
-template <typename V>
-inline auto hsum(V v) {
-  auto s = v[0];
-  for (int i = 1; i < int(sizeof(V) / sizeof(s)); ++i) s += v[i];
-  return s;
-}
-template <typename V>
-inline auto hmax(V v) {
-  auto s = v[0];
-  for (int i = 1; i < int(sizeof(V) / sizeof(s)); ++i) s = std::max(s, v[i]);
-  return s;
-}
-template <typename V>
-inline V vmax(V a, V b) {
-  return a > b ? a : b;
-}
 
 // e^x for x <= 0 (all softmax needs): Cody-Waite reduction to |r| <= ln2/2, degree-7 Taylor
 // polynomial (truncation error ~5e-9), times 2^n built in the exponent bits. x < -87 (and -inf)

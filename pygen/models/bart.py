@@ -27,7 +27,7 @@ from ..modeling_outputs import (BaseModelOutput, BaseModelOutputWithPastAndCross
                                 CausalLMOutputWithCrossAttentions, Seq2SeqLMOutput, Seq2SeqModelOutput,
                                 Seq2SeqQuestionAnsweringModelOutput, Seq2SeqSequenceClassifierOutput)
 from ..modeling_utils import PreTrainedModel
-from ..ops import attention
+from ..ops import Linear, attention
 from ._checks import check_device, check_embeds, check_ids, check_labels, check_mask, check_tensor
 
 # ---------------------------------------------------------------------------------------------
@@ -232,10 +232,10 @@ class BartAttention(nn.Module):
         self.is_cross_attention = is_cross_attention
         self.config = config
         self.layer_idx = layer_idx
-        self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.k_proj = Linear(embed_dim, embed_dim, bias=bias)
+        self.v_proj = Linear(embed_dim, embed_dim, bias=bias)
+        self.q_proj = Linear(embed_dim, embed_dim, bias=bias)
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
 
     def project_kv(self, states: Tensor) -> tuple[Tensor, Tensor]:
         """Keys and values of ``states`` ``[batch, len, embed_dim]`` as ``[batch, len, heads, head_dim]`` views."""
@@ -285,8 +285,8 @@ class BartEncoderLayer(nn.Module):
         self.dropout = config.dropout
         self.activation_fn = get_activation(config.activation_function, "BartConfig.activation_function")
         self.activation_dropout = config.activation_dropout
-        self.fc1 = nn.Linear(self.embed_dim, config.encoder_ffn_dim)
-        self.fc2 = nn.Linear(config.encoder_ffn_dim, self.embed_dim)
+        self.fc1 = Linear(self.embed_dim, config.encoder_ffn_dim)
+        self.fc2 = Linear(config.encoder_ffn_dim, self.embed_dim)
         self.final_layer_norm = nn.LayerNorm(self.embed_dim)
 
     def forward(self, hidden_states: Tensor, attention_mask: Optional[Tensor],
@@ -327,8 +327,8 @@ class BartDecoderLayer(nn.Module):
                                           dropout=config.attention_dropout, is_decoder=True, config=config,
                                           layer_idx=layer_idx, is_cross_attention=True)
         self.encoder_attn_layer_norm = nn.LayerNorm(self.embed_dim)
-        self.fc1 = nn.Linear(self.embed_dim, config.decoder_ffn_dim)
-        self.fc2 = nn.Linear(config.decoder_ffn_dim, self.embed_dim)
+        self.fc1 = Linear(self.embed_dim, config.decoder_ffn_dim)
+        self.fc2 = Linear(config.decoder_ffn_dim, self.embed_dim)
         self.final_layer_norm = nn.LayerNorm(self.embed_dim)
 
     def forward(self, hidden_states: Tensor, attention_mask: Optional[Tensor] = None,
@@ -367,9 +367,9 @@ class BartClassificationHead(nn.Module):
 
     def __init__(self, input_dim: int, inner_dim: int, num_classes: int, pooler_dropout: float):
         super().__init__()
-        self.dense = nn.Linear(input_dim, inner_dim)
+        self.dense = Linear(input_dim, inner_dim)
         self.dropout = nn.Dropout(p=pooler_dropout)
-        self.out_proj = nn.Linear(inner_dim, num_classes)
+        self.out_proj = Linear(inner_dim, num_classes)
 
     def forward(self, hidden_states: Tensor) -> Tensor:
         hidden_states = torch.tanh(self.dense(self.dropout(hidden_states)))
@@ -712,7 +712,7 @@ class BartForConditionalGeneration(BartPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.model = BartModel(config)
         self.register_buffer("final_logits_bias", torch.zeros(1, config.vocab_size))
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.d_model, config.vocab_size, bias=False)
         self._init_weights(self.lm_head)
         self.tie_weights()
 
@@ -868,7 +868,7 @@ class BartForQuestionAnswering(BartPreTrainedModel):
         config.num_labels = 2  # start, end (transformers sets this on the shared config too)
         self.num_labels = config.num_labels
         self.model = BartModel(config)
-        self.qa_outputs = nn.Linear(config.d_model, config.num_labels)
+        self.qa_outputs = Linear(config.d_model, config.num_labels)
         self._init_weights(self.qa_outputs)
         self.tie_weights()
 
@@ -938,7 +938,7 @@ class BartForCausalLM(BartPreTrainedModel, GenerationMixin):
         config.is_encoder_decoder = False
         super().__init__(config)
         self.model = BartDecoderWrapper(config)
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.d_model, config.vocab_size, bias=False)
         self._init_weights(self.lm_head)
         self.tie_weights()
 

@@ -26,7 +26,7 @@ from ..errors import ConfigError, InputError
 from ..generation.mixin import GenerationMixin
 from ..modeling_outputs import CausalLMOutputWithCrossAttentions, ModelOutput
 from ..modeling_utils import PreTrainedModel
-from ..ops import attention
+from ..ops import Linear, attention
 from . import _checks as checks
 
 logger = logging.getLogger("pygen")
@@ -180,9 +180,9 @@ class BertSelfAttention(nn.Module):
         self.attention_head_size = config.hidden_size // config.num_attention_heads
         self.all_head_size = config.hidden_size
         self.scaling = self.attention_head_size ** -0.5
-        self.query = nn.Linear(config.hidden_size, self.all_head_size)
-        self.key = nn.Linear(config.hidden_size, self.all_head_size)
-        self.value = nn.Linear(config.hidden_size, self.all_head_size)
+        self.query = Linear(config.hidden_size, self.all_head_size)
+        self.key = Linear(config.hidden_size, self.all_head_size)
+        self.value = Linear(config.hidden_size, self.all_head_size)
         self.dropout_prob = config.attention_probs_dropout_prob
 
     def heads(self, projected: Tensor) -> Tensor:
@@ -226,7 +226,7 @@ class BertCrossAttention(BertSelfAttention):
 class BertSelfOutput(nn.Module):
     def __init__(self, config: PretrainedConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -247,7 +247,7 @@ class BertAttention(nn.Module):
 class BertIntermediate(nn.Module):
     def __init__(self, config: PretrainedConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.dense = Linear(config.hidden_size, config.intermediate_size)
         self.intermediate_act_fn = get_activation(config.hidden_act, "hidden_act")
 
     def forward(self, hidden_states: Tensor) -> Tensor:
@@ -257,7 +257,7 @@ class BertIntermediate(nn.Module):
 class BertOutput(nn.Module):
     def __init__(self, config: PretrainedConfig):
         super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dense = Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -317,7 +317,7 @@ class BertEncoder(nn.Module):
 class BertPooler(nn.Module):
     def __init__(self, config: PretrainedConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, hidden_states: Tensor) -> Tensor:
         return torch.tanh(self.dense(hidden_states[:, 0]))
@@ -327,7 +327,7 @@ class BertPooler(nn.Module):
 class BertPredictionHeadTransform(nn.Module):
     def __init__(self, config: PretrainedConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
         self.transform_act_fn = get_activation(config.hidden_act, "hidden_act")
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
@@ -339,7 +339,7 @@ class BertLMPredictionHead(nn.Module):
     def __init__(self, config: PretrainedConfig):
         super().__init__()
         self.transform = BertPredictionHeadTransform(config)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.decoder = Linear(config.hidden_size, config.vocab_size)
         # Output-only bias; ``decoder.bias`` is tied to it when the word embeddings are tied.
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from ..cache import KVCache
 from ..configuration_utils import PretrainedConfig, register_config
 from ..modeling_outputs import BaseModelOutputWithPastAndCrossAttentions
+from ..ops import Linear
 from .bert import (BERT_FAMILY, BertCausalLMMixin, BertEncoder, BertFamilyPreTrainedModel, BertStackMixin,
                    skip_init, validate_bert_sizes)
 
@@ -110,7 +111,7 @@ class BertGenerationEncoder(BertStackMixin, BertGenerationPreTrainedModel):
 class BertGenerationOnlyLMHead(nn.Module):
     def __init__(self, config: BertGenerationConfig):
         super().__init__()
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.decoder = Linear(config.hidden_size, config.vocab_size)
         # Output-only bias; ``decoder.bias`` is tied to it when the word embeddings are tied.
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 

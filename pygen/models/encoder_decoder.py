@@ -25,6 +25,7 @@ from ..generation.mixin import GenerationMixin
 from ..hub import resolve_pretrained
 from ..modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from ..modeling_utils import PreTrainedModel
+from ..ops import Linear
 from .bert import (BertCausalLMMixin, BertConfig, BertLMHeadModel, BertModel, check_labels, init_skipped,
                    remap_bert_keys, skip_init)
 from . import _checks as checks
@@ -170,7 +171,7 @@ class EncoderDecoderModel(GenerationMixin, PreTrainedModel):
 
         self.enc_to_dec_proj = None
         if config.encoder.hidden_size != config.decoder.hidden_size and cross_size is None:
-            self.enc_to_dec_proj = nn.Linear(config.encoder.hidden_size, config.decoder.hidden_size)
+            self.enc_to_dec_proj = Linear(config.encoder.hidden_size, config.decoder.hidden_size)
         if not init_skipped():
             for model in built:
                 model.init_weights()

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from ..cache import KVCache
 from ..configuration_utils import register_config
 from ..errors import ConfigError
+from ..ops import Linear
 from .bert import (BERT_FAMILY, BertCausalLMMixin, BertConfig, BertEmbeddings, BertFamilyPreTrainedModel,
                    BertModelMixin, skip_init)
 
@@ -77,9 +78,9 @@ class RobertaModel(BertModelMixin, RobertaPreTrainedModel):
 class RobertaLMHead(nn.Module):
     def __init__(self, config: RobertaConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.decoder = Linear(config.hidden_size, config.vocab_size)
         # Output-only bias; ``decoder.bias`` is tied to it when the word embeddings are tied.
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 

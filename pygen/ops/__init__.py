@@ -6,6 +6,7 @@ runs its pure-torch reference, after a one-time warning that says how to build.
 from ._loader import extension, extension_error, has_kernels
 from .attention import attention, attention_reference
 from .beam_search import beam_topk, beam_update_, logits_process, reorder_rows_
+from .linear import Linear, linear
 
-__all__ = ["attention", "attention_reference", "beam_topk", "beam_update_", "extension", "extension_error",
-           "has_kernels", "logits_process", "reorder_rows_"]
+__all__ = ["Linear", "attention", "attention_reference", "beam_topk", "beam_update_", "extension", "extension_error",
+           "has_kernels", "linear", "logits_process", "reorder_rows_"]
