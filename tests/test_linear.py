@@ -2,7 +2,8 @@
 
 Every test draws fresh standard-normal inputs and checks every output element against
 ``F.linear`` evaluated in float64 on the same values: ``max |out - ref| / max |ref| <= 1e-5``.
-Inputs of at most 16 float32 rows run the kernel; the rest must give exactly ``F.linear``'s result.
+Inputs of at most 16 float32 rows (64 against weights of 8M elements or more, LM heads) run the
+kernel; the rest must give exactly ``F.linear``'s result.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pygen
 from pygen.ops import Linear, linear
 
 SKINNY_ROWS = 16
+SKINNY_ROWS_LARGE_WEIGHT, LARGE_WEIGHT = 64, 8 << 20
 
 
 def _rand(*shape, gen, dtype=torch.float32):
@@ -34,7 +36,7 @@ def gen():
     return torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little"))
 
 
-@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 7, 8, 9, 13, 16])
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16])
 @pytest.mark.parametrize("in_dim, out_dim", [(768, 50), (13, 7), (1, 3), (40, 1), (200, 321), (8, 16)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_matches_float64_reference(gen, rows, in_dim, out_dim, bias):
@@ -62,6 +64,19 @@ def test_lm_head_shape_and_threads(gen, threads):
         torch.set_num_threads(before)
     assert torch.equal(out, one)
     assert _rel_err(out, F.linear(x.double(), w.double())) <= 1e-5
+
+
+@pytest.mark.parametrize("rows", [17, 40, SKINNY_ROWS_LARGE_WEIGHT, SKINNY_ROWS_LARGE_WEIGHT + 1])
+def test_lm_head_sized_weight_with_more_rows(gen, rows):
+    """Against a weight of 8M elements the kernel serves up to 64 rows; one row computed alone
+    (always the kernel) equals its row of the batch exactly when the batch takes the kernel too."""
+    x, w = _rand(rows, 1024, gen=gen), _rand(LARGE_WEIGHT // 1024, 1024, gen=gen)
+    out = linear(x, w)
+    assert _rel_err(out, F.linear(x.double(), w.double())) <= 1e-5
+    if rows <= SKINNY_ROWS_LARGE_WEIGHT:
+        assert torch.equal(out[-1:], linear(x[-1:], w))
+    else:
+        assert torch.equal(out, F.linear(x, w))
 
 
 def test_rows_and_fused_outputs_are_bitwise_independent(gen):

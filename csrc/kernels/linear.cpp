@@ -18,7 +18,7 @@ bool skinny_applies(const at::Tensor& input, const at::Tensor& weight, const std
   if (in == 0 || out == 0 || input.size(-1) != in) return false;
   if (bias && (!f32_cpu(*bias) || bias->dim() != 1 || bias->size(0) != out || !bias->is_contiguous())) return false;
   const int64_t rows = input.numel() / in;
-  return rows >= 1 && rows <= kSkinnyMaxRows;
+  return rows >= 1 && (rows <= kSkinnyMaxRows || (rows <= kSkinnyMaxRowsLargeWeight && weight.numel() >= kLargeWeight));
 }
 
 }  // namespace

@@ -17,8 +17,9 @@ from ._loader import has_kernels
 
 
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-    """``F.linear(input, weight, bias)``; in CPU inference, inputs of at most 16 float32 rows
-    run the skinny kernel (same values within float rounding)."""
+    """``F.linear(input, weight, bias)``; in CPU inference, float32 inputs of at most 16 rows (64
+    against weights of 8M elements or more, LM heads) run the skinny kernel (same values within
+    float rounding)."""
     if (input.device.type != "cpu" or not has_kernels("cpu") or torch.compiler.is_compiling()
             or (torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad
                                              or (bias is not None and bias.requires_grad)))):
