@@ -130,7 +130,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    ap.add_argument("--reps", type=int, default=0, help="repetitions per case (default: 15 prefill, 200 decode)")
+    ap.add_argument("--reps", type=int, default=0, help="repetitions per case (default: 15 prefill, 1000 decode)")
     ap.add_argument("--only", choices=["prefill", "decode"], default=None)
     ap.add_argument("--backward", action="store_true", help="prefill cases time forward + backward")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
@@ -170,7 +170,7 @@ def main():
                 name += ", fwd+bwd"
             compare(name, *prefill_case(**kw, device=dev, dtype=dt, backward=args.backward), reps, dev)
     if args.only != "prefill":
-        reps = args.reps or 200
+        reps = args.reps or 1000
         for cross in (False, True):
             for batch in (1, 2):
                 for lk in (128, 512, 1024):

@@ -163,6 +163,29 @@ def test_errors_are_reported_not_crashes(cpp, checkpoints, tmp_path):
     assert bad.returncode == 2 and "--num-beams needs an integer" in bad.stderr
 
 
+@pytest.mark.parametrize("option", [{"suppress_tokens": [7]}, {"bad_words_ids": [[7]]}, {"typical_p": 0.5},
+                                    {"encoder_no_repeat_ngram_size": 2}, {"renormalize_logits": True}])
+def test_generation_options_it_does_not_run_are_refused(cpp, checkpoints, tmp_path, option):
+    """A generation_config.json that turns on a processor only Python runs is a ConfigError naming
+    it (not silently other ids); the neutral values transformers writes for "off" load."""
+    import json
+
+    _, path = checkpoints["bart"]
+    for value, refused in ((option, True), ({key: None for key in option}, False)):
+        copy = tmp_path / f"ckpt-{refused}"
+        shutil.copytree(path, copy, dirs_exist_ok=True)
+        config_path = copy / "generation_config.json"
+        config = json.loads(config_path.read_text())
+        config.update(value)
+        config_path.write_text(json.dumps(config))
+        result = subprocess.run([str(cpp["generate"]), str(copy), "--max-new-tokens", "3"], input="5 6 7\n",
+                                capture_output=True, text=True)
+        if refused:
+            assert result.returncode == 1 and next(iter(option)) in result.stderr, result.stderr
+        else:
+            assert result.returncode == 0, result.stderr
+
+
 def test_outside_project_uses_find_package(cpp, checkpoints, tmp_path):
     _, path = checkpoints["bart"]
     project = tmp_path / "host"

@@ -293,10 +293,22 @@ OPTIONS = {
     "processors-combined": dict(no_repeat_ngram_size=2, repetition_penalty=1.3, bad_words_ids=[[39]],
                                 min_new_tokens=3, max_new_tokens=12),
 }
+# Processors applied around the fused kernel (torch ops), in transformers' order.
+OPTIONS.update({
+    "remove_invalid_values": dict(remove_invalid_values=True, bad_words_ids=[[39]], max_new_tokens=10),
+    "exponential_decay_length_penalty": dict(exponential_decay_length_penalty=(2, 1.6), max_new_tokens=14),
+    "suppress_tokens": dict(suppress_tokens=[39, 18, 7, 61], max_new_tokens=12),
+    "begin_suppress_tokens": dict(begin_suppress_tokens=[39, 18, 7, 61], max_new_tokens=8),
+    "begin_suppress_tokens-forced_bos": dict(begin_suppress_tokens=[39, 18], forced_bos_token_id=77,
+                                             max_new_tokens=8),
+    "renormalize_logits": dict(renormalize_logits=True, repetition_penalty=1.4, max_new_tokens=10),
+})
 ENCODER_OPTIONS = {
     "encoder_no_repeat_ngram_size-2": dict(encoder_no_repeat_ngram_size=2, max_new_tokens=12),
     "encoder_no_repeat_ngram_size-1": dict(encoder_no_repeat_ngram_size=1, max_new_tokens=12),
     "decoder_start_token_id": dict(decoder_start_token_id=9, max_new_tokens=10),
+    "encoder_repetition_penalty-1.6": dict(encoder_repetition_penalty=1.6, max_new_tokens=12),
+    "encoder_repetition_penalty-0.6": dict(encoder_repetition_penalty=0.6, repetition_penalty=1.3, max_new_tokens=12),
 }
 
 
@@ -423,6 +435,27 @@ def test_sampling_seed_and_generator(models):
     assert len(outputs) == 3
     with pytest.raises(GenerationError, match="either `seed` or `generator`"):
         ours_model.generate(ids, seed=1, generator=torch.Generator(), do_sample=True)
+
+
+WARPERS = {
+    "min_p": dict(min_p=0.1),
+    "typical_p": dict(typical_p=0.7),
+    "epsilon_cutoff": dict(epsilon_cutoff=0.02),
+    "eta_cutoff": dict(eta_cutoff=0.05),
+    "all": dict(temperature=0.7, top_k=30, top_p=0.95, min_p=0.02, typical_p=0.9, epsilon_cutoff=0.001,
+                eta_cutoff=0.001, renormalize_logits=True),
+}
+
+
+@pytest.mark.parametrize("beams", [1, 3])
+@pytest.mark.parametrize("warper", list(WARPERS))
+def test_sampling_warpers(models, warper, beams):
+    """min-p, typical, epsilon and eta sampling (and all warpers at once): the same draws, scores."""
+    kwargs = dict(WARPERS[warper], do_sample=True, max_new_tokens=10, num_beams=beams, **SCORES)
+    if "top_k" not in kwargs:
+        kwargs["top_k"] = 0
+    for kind in ("bart", "bart-causal"):
+        compare(models, kind, batch=3, seed=len(warper) + beams, **kwargs)
 
 
 # ---- precedence: kwargs > generation_config= > generation_config.json > config.json ---------------

@@ -54,9 +54,39 @@ std::optional<EarlyStopping> read_early_stopping(const ConfigView& config) {
   throw ConfigError(config.where() + ": \"early_stopping\" must be true, false or \"never\"");
 }
 
+// Processors of transformers' generate() that the C++ engine does not run (the Python package
+// runs them): a generation config that turns one on is refused, so a C++ host never silently
+// generates something else than Python does. Neutral values (what "off" is written as) pass.
+void refuse_unimplemented_options(const ConfigView& c) {
+  static const std::pair<const char*, double> kNeutralNumber[] = {
+      {"encoder_no_repeat_ngram_size", 0}, {"encoder_repetition_penalty", 1}, {"typical_p", 1},
+      {"epsilon_cutoff", 0}, {"eta_cutoff", 0}, {"num_beam_groups", 1}, {"diversity_penalty", 0},
+      {"guidance_scale", 1}};
+  static const char* const kNeutralOff[] = {  // off: absent, null, false or empty
+      "bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "sequence_bias",
+      "exponential_decay_length_penalty", "min_p", "top_h", "remove_invalid_values", "renormalize_logits",
+      "constraints", "force_words_ids", "stop_strings", "max_time", "penalty_alpha", "watermarking_config",
+      "token_healing"};
+  const auto refuse = [&](const char* key) {
+    throw ConfigError(c.where() + ": generation option \"" + key +
+                      "\" is not implemented by the C++ engine (the Python package implements it)");
+  };
+  for (const auto& [key, neutral] : kNeutralNumber) {
+    const json::Value* v = c.raw(key);
+    if (v && !v->is_null() && !(v->is_number() && v->as_double() == neutral)) refuse(key);
+  }
+  for (const char* key : kNeutralOff) {
+    const json::Value* v = c.raw(key);
+    if (!v || v->is_null() || (v->is_bool() && !v->as_bool())) continue;
+    if ((v->is_array() && v->as_array().empty()) || (v->is_object() && v->as_object().empty())) continue;
+    refuse(key);
+  }
+}
+
 }  // namespace
 
 GenerationOptions read_generation_options(const ConfigView& c) {
+  refuse_unimplemented_options(c);
   GenerationOptions o;
   o.max_length = c.get_optional_int("max_length");
   o.max_new_tokens = c.get_optional_int("max_new_tokens");

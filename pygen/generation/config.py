@@ -26,8 +26,10 @@ FIELDS = (
     # strategy
     "do_sample", "num_beams", "num_return_sequences", "use_cache",
     # logits processing
-    "temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size",
-    "encoder_no_repeat_ngram_size", "bad_words_ids", "forced_bos_token_id", "forced_eos_token_id",
+    "temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "repetition_penalty",
+    "encoder_repetition_penalty", "length_penalty", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size",
+    "bad_words_ids", "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values",
+    "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens", "renormalize_logits",
     # special tokens
     "bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id",
     # outputs
@@ -37,10 +39,8 @@ FIELDS = (
 # transformers fields pygen does not implement: accepted in files while unset or neutral, rejected
 # by generate() otherwise (the value that means "off" is given).
 UNSUPPORTED = {
-    "max_time": None, "stop_strings": None, "typical_p": 1.0, "min_p": None, "top_h": None, "epsilon_cutoff": 0.0,
-    "eta_cutoff": 0.0, "encoder_repetition_penalty": 1.0, "renormalize_logits": False,
-    "remove_invalid_values": False, "exponential_decay_length_penalty": None, "suppress_tokens": None,
-    "begin_suppress_tokens": None, "sequence_bias": None, "guidance_scale": 1.0, "token_healing": False,
+    "max_time": None, "stop_strings": None, "top_h": None, "sequence_bias": None, "guidance_scale": 1.0,
+    "token_healing": False,
     "watermarking_config": None, "num_beam_groups": 1, "diversity_penalty": 0.0, "constraints": None,
     "force_words_ids": None, "penalty_alpha": None, "dola_layers": None, "prompt_lookup_num_tokens": None,
     "low_memory": None, "cache_implementation": None, "prefill_chunk_size": None,
@@ -49,8 +49,9 @@ UNSUPPORTED = {
 # Values used when a field is unset everywhere (transformers' model-agnostic defaults).
 GLOBAL_DEFAULTS: dict[str, Any] = {
     "max_length": 20, "min_length": 0, "do_sample": False, "use_cache": True, "early_stopping": False,
-    "num_beams": 1, "temperature": 1.0, "top_k": 50, "top_p": 1.0, "repetition_penalty": 1.0,
-    "length_penalty": 1.0, "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0,
+    "num_beams": 1, "temperature": 1.0, "top_k": 50, "top_p": 1.0, "typical_p": 1.0, "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0, "repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "remove_invalid_values": False,
+    "renormalize_logits": False, "length_penalty": 1.0, "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0,
     "num_return_sequences": 1, "output_scores": False, "output_logits": False, "return_dict_in_generate": False,
 }
 
@@ -91,11 +92,17 @@ class GenerationConfig:
             check_int(name, 0)
         check_float("temperature", lambda v: v > 0, "a float > 0 (use do_sample=False for greedy decoding)")
         check_float("top_p", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
-        check_float("repetition_penalty", lambda v: 0 < v < float("inf"), "a finite float > 0")
+        check_float("min_p", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
+        check_float("typical_p", lambda v: 0.0 < v <= 1.0, "a float in (0, 1] (1 = off)")
+        for name in ("epsilon_cutoff", "eta_cutoff"):
+            check_float(name, lambda v: 0.0 <= v < 1.0, "a float in [0, 1) (0 = off)")
+        for name in ("repetition_penalty", "encoder_repetition_penalty"):
+            check_float(name, lambda v: 0 < v < float("inf"), "a finite float > 0")
         check_float("length_penalty", lambda v: v == v and abs(v) != float("inf"), "a finite float")
         if self.early_stopping not in (None, True, False, "never"):
             raise GenerationError(f"`early_stopping` must be True, False or 'never', got {self.early_stopping!r}")
-        for name in ("do_sample", "use_cache", "output_scores", "output_logits", "return_dict_in_generate"):
+        for name in ("do_sample", "use_cache", "output_scores", "output_logits", "return_dict_in_generate",
+                     "remove_invalid_values", "renormalize_logits"):
             if getattr(self, name) not in (None, True, False):
                 raise GenerationError(f"`{name}` must be a bool, got {getattr(self, name)!r}")
         for name in ("bos_token_id", "pad_token_id", "decoder_start_token_id", "forced_bos_token_id"):
@@ -111,6 +118,18 @@ class GenerationConfig:
                     or any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for w in words for t in w)):
                 raise GenerationError(
                     f"`bad_words_ids` must be a non-empty list of non-empty lists of token ids, got {words!r}")
+        for name in ("suppress_tokens", "begin_suppress_tokens"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (list, tuple))
+                                      or any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in value)):
+                raise GenerationError(f"`{name}` must be a list of token ids, got {value!r}")
+        decay = self.exponential_decay_length_penalty
+        if decay is not None and (not isinstance(decay, (list, tuple)) or len(decay) != 2
+                                  or isinstance(decay[0], bool) or not isinstance(decay[0], int) or decay[0] < 0
+                                  or isinstance(decay[1], bool) or not isinstance(decay[1], (int, float))
+                                  or not 0 < decay[1] < float("inf")):
+            raise GenerationError("`exponential_decay_length_penalty` must be (start_index >= 0, decay_factor > 0), "
+                                  f"got {decay!r}")
         beams, returned = self.num_beams or 1, self.num_return_sequences or 1
         if returned > 1 and beams == 1 and not self.do_sample:
             raise GenerationError(

@@ -17,9 +17,11 @@ from ..errors import GenerationError
 
 
 class LogitsProcessor:
-    """transformers' processor list for one ``generate()`` call, in transformers' order:
-    repetition penalty, no-repeat n-grams, encoder no-repeat n-grams, bad words, min length /
-    min new tokens, forced BOS, forced EOS."""
+    """transformers' processor list for one ``generate()`` call, in transformers' order: encoder
+    repetition penalty, then the fused kernel (repetition penalty, no-repeat n-grams, encoder
+    no-repeat n-grams, bad words, min length / min new tokens, forced BOS, forced EOS), then
+    NaN/inf removal, exponential decay length penalty, suppressed tokens and begin-suppressed
+    tokens. ``renormalize`` (``renormalize_logits``) is for the loop to apply after the warpers."""
 
     def __init__(self, config, *, vocab_size: int, prompt_len: int, eos: Optional[list[int]], device: torch.device,
                  source_ids: Optional[Tensor] = None, penalty_start: Optional[Tensor] = None):
@@ -63,6 +65,26 @@ class LogitsProcessor:
             forced = [forced] if isinstance(forced, int) else list(forced)
             check_ids("forced_eos_token_id", forced)
             self.forced_eos = ids_tensor(forced)
+        # The processors around the kernel, as transformers writes them (torch ops, rarely used).
+        self.encoder_penalty = None
+        if source_ids is not None and config.encoder_repetition_penalty != 1.0:
+            self.encoder_penalty = 1.0 / float(config.encoder_repetition_penalty)
+            self.encoder_ids = source_ids
+        self.remove_invalid_values = bool(config.remove_invalid_values)
+        self.decay = None
+        if config.exponential_decay_length_penalty is not None and eos:
+            start, factor = config.exponential_decay_length_penalty
+            self.decay = (start + prompt_len, float(factor))
+        self.suppress = self.begin_suppress = None
+        if config.suppress_tokens:
+            check_ids("suppress_tokens", config.suppress_tokens)
+            self.suppress = ids_tensor(list(config.suppress_tokens))
+        if config.begin_suppress_tokens:
+            check_ids("begin_suppress_tokens", config.begin_suppress_tokens)
+            self.begin_suppress = ids_tensor(list(config.begin_suppress_tokens))
+            # the first generated position, or the one after a forced BOS
+            self.begin_index = prompt_len + (1 if prompt_len <= 1 and config.forced_bos_token_id is not None else 0)
+        self.renormalize = bool(config.renormalize_logits)
 
     def __call__(self, logits: Tensor, input_ids: Tensor, log_softmax: bool = False) -> Tensor:
         """Processed float32 scores ``[rows, vocab]`` for the sequences ``input_ids`` ``[rows, cur_len]``."""
@@ -75,16 +97,39 @@ class LogitsProcessor:
             forced = self.forced_eos
         elif self.forced_bos is not None and cur_len == 1:
             forced = self.forced_bos
-        return ops.logits_process(
+        if self.encoder_penalty is not None:  # before the kernel's processors, after beam search's log-softmax
+            logits = logits.float()
+            if log_softmax:
+                logits, log_softmax = logits.log_softmax(dim=-1), False
+            ids = self.encoder_ids.repeat_interleave(logits.shape[0] // self.encoder_ids.shape[0], dim=0)
+            score = torch.gather(logits, 1, ids)
+            score = torch.where(score < 0, score * self.encoder_penalty, score / self.encoder_penalty)
+            logits = logits.scatter(1, ids, score)
+        scores = ops.logits_process(
             logits, input_ids, log_softmax=log_softmax, repetition_penalty=self.repetition_penalty,
             penalty_start=self.penalty_start, no_repeat_ngram_size=self.no_repeat_ngram_size,
             source_ids=self.source_ids, encoder_no_repeat_ngram_size=self.encoder_no_repeat_ngram_size,
             bad_words=self.bad_words, bad_word_offsets=self.bad_word_offsets, banned=banned, forced=forced)
+        if self.remove_invalid_values:
+            finfo = torch.finfo(scores.dtype)
+            scores = torch.nan_to_num(scores, nan=0.0, posinf=finfo.max, neginf=finfo.min)
+        if self.decay is not None and cur_len > self.decay[0]:
+            eos_scores = scores[:, self.eos]
+            penalty = eos_scores.abs() * (self.decay[1] ** (cur_len - self.decay[0]) - 1)
+            scores = scores.clone()
+            scores[:, self.eos] = eos_scores + penalty.masked_fill(~torch.isfinite(eos_scores), 0.0)
+        if self.suppress is not None:
+            scores = scores.index_fill(1, self.suppress, float("-inf"))
+        if self.begin_suppress is not None and cur_len == self.begin_index:
+            scores = scores.index_fill(1, self.begin_suppress, float("-inf"))
+        return scores
 
 
 def warp(scores: Tensor, *, temperature: float = 1.0, top_k: Optional[int] = None, top_p: float = 1.0,
+         min_p: Optional[float] = None, typical_p: float = 1.0, epsilon_cutoff: float = 0.0, eta_cutoff: float = 0.0,
          min_tokens_to_keep: int = 1) -> Tensor:
-    """Sampling warpers (temperature, then top-k, then top-p), exactly as transformers applies them."""
+    """Sampling warpers (temperature, top-k, top-p, min-p, typical, epsilon, eta, in this order),
+    exactly as transformers applies them."""
     filter_value = float("-inf")
     if temperature != 1.0:
         scores = scores / temperature
@@ -99,4 +144,28 @@ def warp(scores: Tensor, *, temperature: float = 1.0, top_k: Optional[int] = Non
         remove = cumulative <= (1 - top_p)
         remove[..., -min_tokens_to_keep:] = False
         scores = scores.masked_fill(remove.scatter(1, sorted_ids, remove), filter_value)
+    keep = min(min_tokens_to_keep, scores.shape[-1])
+    if min_p is not None:  # drop tokens less likely than min_p x the top probability
+        probs = scores.softmax(dim=-1)
+        remove = probs < min_p * probs.amax(dim=-1, keepdim=True)
+        remove.scatter_(-1, torch.topk(probs, keep, dim=-1).indices, False)
+        scores = scores.masked_fill(remove, filter_value)
+    if typical_p < 1.0:  # keep the tokens whose information is closest to the entropy, up to mass typical_p
+        log_probs = scores.log_softmax(dim=-1)
+        entropy = -(log_probs * log_probs.exp()).nansum(-1, keepdim=True)
+        sorted_dev, sorted_ids = torch.sort((-log_probs - entropy).abs(), descending=False)
+        cumulative = scores.gather(-1, sorted_ids).softmax(dim=-1).cumsum(dim=-1)
+        last = (cumulative < typical_p).sum(dim=1).clamp_(max=sorted_dev.shape[-1] - 1)
+        remove = sorted_dev > sorted_dev.gather(1, last.view(-1, 1))
+        remove[..., :min_tokens_to_keep] = False
+        scores = scores.masked_fill(remove.scatter(1, sorted_ids, remove), filter_value)
+    for cutoff, eta in ((epsilon_cutoff, False), (eta_cutoff, True)):
+        if 0.0 < cutoff < 1.0:  # drop tokens below a probability floor (eta: scaled by the entropy)
+            probs = scores.softmax(dim=-1)
+            floor = torch.tensor(cutoff, device=scores.device)
+            if eta:
+                entropy = torch.distributions.Categorical(logits=scores).entropy()
+                floor = torch.min(floor, floor.sqrt() * torch.exp(-entropy))[..., None]
+            remove = (probs < floor) & (scores < torch.topk(scores, keep)[0][..., -1, None])
+            scores = scores.masked_fill(remove, filter_value)
     return scores

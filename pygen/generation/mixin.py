@@ -34,7 +34,8 @@ _MODEL_INPUTS = ("input_ids", "attention_mask", "encoder_outputs", "decoder_inpu
 _NONE_MEANS = {"min_length": 0, "early_stopping": False, "do_sample": False, "temperature": 1.0, "top_k": 0,
                "top_p": 1.0, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
                "encoder_no_repeat_ngram_size": 0, "output_scores": False, "output_logits": False,
-               "return_dict_in_generate": False}
+               "return_dict_in_generate": False, "typical_p": 1.0, "epsilon_cutoff": 0.0, "eta_cutoff": 0.0,
+               "encoder_repetition_penalty": 1.0, "remove_invalid_values": False, "renormalize_logits": False}
 
 
 class GenerationMixin:
@@ -56,7 +57,9 @@ class GenerationMixin:
                 min_new_tokens, num_beams, num_return_sequences, length_penalty, early_stopping,
                 no_repeat_ngram_size, encoder_no_repeat_ngram_size, repetition_penalty, bad_words_ids,
                 forced_bos_token_id, forced_eos_token_id, decoder_start_token_id, bos/eos/pad_token_id,
-                do_sample, temperature, top_k, top_p, output_scores, output_logits,
+                do_sample, temperature, top_k, top_p, min_p, typical_p, epsilon_cutoff, eta_cutoff,
+                encoder_repetition_penalty, remove_invalid_values, exponential_decay_length_penalty,
+                suppress_tokens, begin_suppress_tokens, renormalize_logits, output_scores, output_logits,
                 return_dict_in_generate) and model inputs: ``attention_mask``, ``encoder_outputs``
                 (encoder-decoder: skip the encoder), ``decoder_input_ids`` (decoder prompt).
 
@@ -173,8 +176,9 @@ class GenerationMixin:
             raise GenerationError("`generator`/`seed` only apply to sampling; set do_sample=True")
         expand = max(beams, returned)
         source_ids = input_ids if input_ids is not None and not bool((input_ids < 0).any()) else None
-        if config.encoder_no_repeat_ngram_size and source_ids is None:
-            warnings.warn("`encoder_no_repeat_ngram_size` needs `input_ids`; ignoring it", UserWarning)
+        for name, off in (("encoder_no_repeat_ngram_size", 0), ("encoder_repetition_penalty", 1.0)):
+            if getattr(config, name) != off and source_ids is None:
+                warnings.warn(f"`{name}` needs `input_ids`; ignoring it", UserWarning)
         penalty_start = None
         if attention_mask is not None and not is_encoder_decoder:
             penalty_start = (attention_mask != 0).int().argmax(dim=1).long().repeat_interleave(expand)
@@ -200,6 +204,8 @@ class GenerationMixin:
         if config.do_sample:
             keep = (len(eos) + 1 if eos else 2) if beams > 1 else 1
             warpers = dict(temperature=float(config.temperature), top_k=config.top_k, top_p=float(config.top_p),
+                           min_p=config.min_p, typical_p=float(config.typical_p),
+                           epsilon_cutoff=float(config.epsilon_cutoff), eta_cutoff=float(config.eta_cutoff),
                            min_tokens_to_keep=keep)
 
         # ---- decode ------------------------------------------------------------------------------

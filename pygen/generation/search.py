@@ -116,6 +116,8 @@ def greedy_or_sample(run: DecodeRun, *, do_sample: bool = False, warpers: Option
         step_scores = run.processor(logits, seqs[:, :cur_len])
         if do_sample:
             step_scores = warp(step_scores, **warpers)
+        if run.processor.renormalize:
+            step_scores = step_scores.log_softmax(dim=-1)
         if run.output_scores:
             scores.append(step_scores)
         if do_sample:
@@ -178,6 +180,8 @@ def beam_search(run: DecodeRun, *, num_beams: int, num_return_sequences: int, le
         log_probs = run.processor(logits, flat_running[:, :cur_len], log_softmax=True)
         if do_sample:
             log_probs = warp(log_probs, **warpers)
+        if run.processor.renormalize:
+            log_probs = log_probs.log_softmax(dim=-1)
         if run.output_scores:
             scores.append(log_probs)
         if do_sample:  # sample the candidates (without replacement) instead of taking the top ones

@@ -101,7 +101,12 @@ def attention(q: Tensor, k: Tensor, v: Tensor, *, key_padding_mask: Optional[Ten
     if torch.compiler.is_compiling():  # checked by the fake impl while tracing
         return torch.ops.pygen.attention_fwd(q, k, v, key_padding_mask, attn_bias, causal, float(scale), kv_group)[0]
     try:
-        out, _ = torch.ops.pygen.attention_fwd(q, k, v, key_padding_mask, attn_bias, causal, float(scale), kv_group)
+        if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+            out, _ = torch.ops.pygen.attention_fwd(q, k, v, key_padding_mask, attn_bias, causal, float(scale), kv_group)
+        else:  # skips the Python autograd kernel of register_autograd, a third of a decoding call's cost
+            with torch._C._AutoDispatchBelowAutograd():
+                out, _ = torch.ops.pygen.attention_fwd.default(q, k, v, key_padding_mask, attn_bias, causal,
+                                                               float(scale), kv_group)
     except (RuntimeError, ValueError, TypeError) as exc:
         raise InputError(str(exc).split("\nException raised from")[0]) from None
     return out
