@@ -16,19 +16,8 @@
 
 namespace pygen {
 
-namespace cpu_base {
-constexpr int kVecBytes = 16;  // SSE2 / NEON registers
-#include "attention_cpu_impl.h"
-}  // namespace cpu_base
-
-#if defined(__x86_64__)
-PYGEN_BEGIN_AVX2
-namespace cpu_avx2 {
-constexpr int kVecBytes = 32;
-#include "attention_cpu_impl.h"
-}  // namespace cpu_avx2
-PYGEN_END_AVX2
-#endif
+#define PYGEN_CPU_IMPL "attention_cpu_impl.h"
+#include "cpu_isa_instances.h"
 
 void attention_fwd_cpu_kernel(const AttentionParams& p) {
 #if defined(__x86_64__)

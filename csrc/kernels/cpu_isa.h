@@ -1,7 +1,8 @@
 // CPU instruction-set plumbing shared by the CPU kernels. Each kernel body (*_cpu_impl.h) is
-// written once with GCC/Clang vector extensions and included twice by its .cpp: inside
-// namespace cpu_base (baseline ISA, 16-byte vectors) and, on x86-64, inside namespace cpu_avx2
-// between PYGEN_BEGIN_AVX2 / PYGEN_END_AVX2 (32-byte vectors); use_avx2() picks one at run time.
+// written once with GCC/Clang vector extensions and compiled twice by its .cpp through
+// cpu_isa_instances.h: in namespace cpu_base (baseline ISA, 16-byte vectors) and, on x86-64, in
+// namespace cpu_avx2 between PYGEN_BEGIN_AVX2 / PYGEN_END_AVX2 (32-byte vectors); use_avx2()
+// picks one at run time.
 #pragma once
 #include <cstdlib>
 #include <string>

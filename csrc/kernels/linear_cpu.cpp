@@ -10,19 +10,8 @@
 
 namespace pygen {
 
-namespace cpu_base {
-constexpr int kVecBytes = 16;
-#include "linear_cpu_impl.h"
-}  // namespace cpu_base
-
-#if defined(__x86_64__)
-PYGEN_BEGIN_AVX2
-namespace cpu_avx2 {
-constexpr int kVecBytes = 32;
-#include "linear_cpu_impl.h"
-}  // namespace cpu_avx2
-PYGEN_END_AVX2
-#endif
+#define PYGEN_CPU_IMPL "linear_cpu_impl.h"
+#include "cpu_isa_instances.h"
 
 void skinny_linear_cpu_kernel(const SkinnyLinearParams& p) {
 #if defined(__x86_64__)
