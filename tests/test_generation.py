@@ -458,6 +458,38 @@ def test_sampling_warpers(models, warper, beams):
         compare(models, kind, batch=3, seed=len(warper) + beams, **kwargs)
 
 
+def _allowed(batch_id, row):
+    """A prefix constraint that depends on the item and on the last token (EOS always allowed)."""
+    last = int(row[-1])
+    return list(range(6 + (7 * batch_id + last) % 40, 70, 1 + last % 3)) + [2, ED_EOS]
+
+
+class _Boost:
+    """A custom processor: raises one token that depends on the length."""
+
+    def __call__(self, input_ids, scores):
+        bonus = torch.zeros_like(scores)
+        bonus[:, 10 + input_ids.shape[1] % 7] = 6.0
+        return scores + bonus
+
+
+@pytest.mark.parametrize("strategy", [dict(), dict(num_beams=3, num_return_sequences=2),
+                                      dict(do_sample=True, top_k=0), dict(do_sample=True, num_beams=2)])
+def test_prefix_allowed_tokens_fn_and_custom_processors(models, strategy):
+    for kind in ("bart", "bart-causal", "bert2bert"):
+        kwargs = dict(strategy, max_new_tokens=10, **SCORES)
+        compare(models, kind, batch=3, seed=1, prefix_allowed_tokens_fn=_allowed, **kwargs)
+        compare(models, kind, batch=2, seed=2, logits_processor=[_Boost()], **kwargs)
+    _, ours = models("bart")
+    ids = torch.randint(6, V, (2, 5))
+    with pytest.raises(GenerationError, match="prefix_allowed_tokens_fn"):
+        ours.generate(ids, prefix_allowed_tokens_fn=lambda b, row: [])
+    with pytest.raises(GenerationError, match="prefix_allowed_tokens_fn"):
+        ours.generate(ids, prefix_allowed_tokens_fn=lambda b, row: [V + 5])
+    with pytest.raises(GenerationError, match="logits_processor"):
+        ours.generate(ids, logits_processor=[3])
+
+
 # ---- precedence: kwargs > generation_config= > generation_config.json > config.json ---------------
 def test_precedence(tmp_path):
     ref_model = build_reference("bart", seed=3)

@@ -7,7 +7,7 @@ torch ops transformers runs, so sorted-order ties and cumulative sums agree exac
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -21,10 +21,14 @@ class LogitsProcessor:
     repetition penalty, then the fused kernel (repetition penalty, no-repeat n-grams, encoder
     no-repeat n-grams, bad words, min length / min new tokens, forced BOS, forced EOS), then
     NaN/inf removal, exponential decay length penalty, suppressed tokens and begin-suppressed
-    tokens. ``renormalize`` (``renormalize_logits``) is for the loop to apply after the warpers."""
+    tokens, then the caller's ``custom`` processors. ``prefix_allowed_tokens_fn`` masks between
+    min-length and forced BOS/EOS in transformers; a forced step overrides every other token, so
+    it runs after the kernel except on forced steps. ``renormalize`` (``renormalize_logits``) is
+    for the loop to apply after the warpers."""
 
     def __init__(self, config, *, vocab_size: int, prompt_len: int, eos: Optional[list[int]], device: torch.device,
-                 source_ids: Optional[Tensor] = None, penalty_start: Optional[Tensor] = None):
+                 source_ids: Optional[Tensor] = None, penalty_start: Optional[Tensor] = None,
+                 custom: Sequence[Callable] = (), prefix_allowed_tokens_fn: Optional[Callable] = None):
         def ids_tensor(values):
             return torch.tensor(values, dtype=torch.long, device=device)
 
@@ -85,6 +89,9 @@ class LogitsProcessor:
             # the first generated position, or the one after a forced BOS
             self.begin_index = prompt_len + (1 if prompt_len <= 1 and config.forced_bos_token_id is not None else 0)
         self.renormalize = bool(config.renormalize_logits)
+        self.custom = list(custom)
+        self.prefix_fn = prefix_allowed_tokens_fn
+        self.num_beams = config.num_beams
 
     def __call__(self, logits: Tensor, input_ids: Tensor, log_softmax: bool = False) -> Tensor:
         """Processed float32 scores ``[rows, vocab]`` for the sequences ``input_ids`` ``[rows, cur_len]``."""
@@ -110,6 +117,8 @@ class LogitsProcessor:
             penalty_start=self.penalty_start, no_repeat_ngram_size=self.no_repeat_ngram_size,
             source_ids=self.source_ids, encoder_no_repeat_ngram_size=self.encoder_no_repeat_ngram_size,
             bad_words=self.bad_words, bad_word_offsets=self.bad_word_offsets, banned=banned, forced=forced)
+        if self.prefix_fn is not None and forced is None:
+            scores = self._prefix_constrain(input_ids, scores)
         if self.remove_invalid_values:
             finfo = torch.finfo(scores.dtype)
             scores = torch.nan_to_num(scores, nan=0.0, posinf=finfo.max, neginf=finfo.min)
@@ -122,7 +131,28 @@ class LogitsProcessor:
             scores = scores.index_fill(1, self.suppress, float("-inf"))
         if self.begin_suppress is not None and cur_len == self.begin_index:
             scores = scores.index_fill(1, self.begin_suppress, float("-inf"))
+        for processor in self.custom:
+            scores = processor(input_ids, scores)
         return scores
+
+    def _prefix_constrain(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        """Only the tokens ``prefix_allowed_tokens_fn(batch_id, row)`` allows; an item none of whose
+        beams has an allowed token left with a finite score gets them all at 0."""
+        mask = torch.full_like(scores, float("-inf"))
+        for row in range(input_ids.shape[0]):
+            item = row // self.num_beams
+            allowed = torch.as_tensor(self.prefix_fn(item, input_ids[row])).view(-1)
+            if allowed.numel() == 0:
+                raise GenerationError(f"`prefix_allowed_tokens_fn` returned no token for batch item {item}: "
+                                      "the constraint cannot be met")
+            if allowed.is_floating_point() or allowed.is_complex() or not bool(
+                    ((allowed >= 0) & (allowed < self.vocab_size)).all()):
+                raise GenerationError(f"`prefix_allowed_tokens_fn` must return token ids in [0, {self.vocab_size}), "
+                                      f"got {allowed.tolist()[:8]} for batch item {item}")
+            mask[row, allowed.to(mask.device)] = 0
+        constrained = scores + mask
+        stuck = constrained.amax(dim=-1).isneginf().view(-1, self.num_beams).all(dim=-1, keepdim=True)
+        return torch.where(stuck.repeat_interleave(self.num_beams, dim=0), mask, constrained)
 
 
 def warp(scores: Tensor, *, temperature: float = 1.0, top_k: Optional[int] = None, top_p: float = 1.0,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import numbers
 import warnings
-from typing import Any, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import Tensor
@@ -43,6 +43,8 @@ class GenerationMixin:
 
     @torch.no_grad()
     def generate(self, inputs: Optional[Tensor] = None, generation_config: Optional[GenerationConfig] = None,
+                 logits_processor: Optional[Iterable[Callable]] = None,
+                 prefix_allowed_tokens_fn: Optional[Callable[[int, Tensor], list[int]]] = None,
                  streamer: Optional[BaseStreamer] = None, generator: Optional[torch.Generator] = None,
                  seed: Optional[int] = None, **kwargs: Any):
         """Generate token ids (transformers' ``generate`` arguments, defaults and outputs).
@@ -51,6 +53,10 @@ class GenerationMixin:
             inputs: ``[batch, len]`` token ids: the encoder input of an encoder-decoder model, the
                 prompt of a decoder-only one (left-padded when batched). Also accepted as ``input_ids=``.
             generation_config: base parameters (default ``self.generation_config``); kwargs override it.
+            logits_processor: extra processors, callables ``(input_ids, scores) -> scores``, applied
+                after the built-in ones and before the sampling warpers (transformers' place for them).
+            prefix_allowed_tokens_fn: ``(batch_id, input_ids_row) -> allowed token ids``, constrains
+                every step as transformers' ``PrefixConstrainedLogitsProcessor`` does.
             streamer: receives the prompt, then each new token (greedy and sampling only).
             generator / seed: the random source of sampling (default: torch's global generator).
             **kwargs: ``GenerationConfig`` fields (max_length, max_new_tokens, min_length,
@@ -70,6 +76,11 @@ class GenerationMixin:
         """
         model_inputs = {k: kwargs.pop(k) for k in _MODEL_INPUTS if k in kwargs}
         config, max_length_is_default = self._resolve_generation_config(generation_config, kwargs)
+        custom = [] if logits_processor is None else list(logits_processor)
+        if not all(callable(p) for p in custom):
+            raise GenerationError("`logits_processor` must be a list of callables (input_ids, scores) -> scores")
+        if prefix_allowed_tokens_fn is not None and not callable(prefix_allowed_tokens_fn):
+            raise GenerationError("`prefix_allowed_tokens_fn` must be callable (batch_id, input_ids) -> token ids")
         is_encoder_decoder = bool(getattr(self.config, "is_encoder_decoder", False))
         if seed is not None:
             if generator is not None:
@@ -183,7 +194,8 @@ class GenerationMixin:
         if attention_mask is not None and not is_encoder_decoder:
             penalty_start = (attention_mask != 0).int().argmax(dim=1).long().repeat_interleave(expand)
         processor = LogitsProcessor(config, vocab_size=decoder_vocab, prompt_len=prompt_len, eos=eos, device=device,
-                                    source_ids=source_ids, penalty_start=penalty_start)
+                                    source_ids=source_ids, penalty_start=penalty_start, custom=custom,
+                                    prefix_allowed_tokens_fn=prefix_allowed_tokens_fn)
 
         # ---- encoder and cache -------------------------------------------------------------------
         cross_mask = None
