@@ -490,6 +490,31 @@ def test_prefix_allowed_tokens_fn_and_custom_processors(models, strategy):
         ours.generate(ids, logits_processor=[3])
 
 
+class _StopOn:
+    """A custom stopping criterion: a row is done once its last token is one of a few ids."""
+
+    def __init__(self, ids):
+        self.ids = torch.tensor(ids)
+
+    def __call__(self, input_ids, scores):
+        return torch.isin(input_ids[:, -1], self.ids)
+
+
+@pytest.mark.parametrize("strategy", [dict(), dict(do_sample=True, top_k=0, num_return_sequences=2),
+                                      dict(eos_token_id=None)])
+def test_custom_stopping_criteria(models, strategy):
+    """Rows stop (and pad, when there is an EOS) where the criterion says, as in transformers."""
+    for kind in ("bart", "bart-causal", "bert2bert"):
+        kwargs = dict(strategy, max_new_tokens=12, **SCORES)
+        if kind in DECODER_ONLY and "eos_token_id" in kwargs:
+            kwargs["pad_token_id"] = 1
+        compare(models, kind, batch=4, seed=3, stopping_criteria=[_StopOn(list(range(20, 60)))], **kwargs)
+        compare(models, kind, batch=2, seed=4, stopping_criteria=[lambda ids, scores: ids.shape[1] >= 9], **kwargs)
+    _, ours = models("bart")
+    with pytest.raises(GenerationError, match="stopping_criteria"):
+        ours.generate(torch.randint(6, V, (2, 5)), num_beams=2, stopping_criteria=[_StopOn([20])])
+
+
 # ---- precedence: kwargs > generation_config= > generation_config.json > config.json ---------------
 def test_precedence(tmp_path):
     ref_model = build_reference("bart", seed=3)

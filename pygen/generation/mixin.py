@@ -45,7 +45,7 @@ class GenerationMixin:
     def generate(self, inputs: Optional[Tensor] = None, generation_config: Optional[GenerationConfig] = None,
                  logits_processor: Optional[Iterable[Callable]] = None,
                  prefix_allowed_tokens_fn: Optional[Callable[[int, Tensor], list[int]]] = None,
-                 streamer: Optional[BaseStreamer] = None, generator: Optional[torch.Generator] = None,
+                 stopping_criteria: Optional[Iterable[Callable]] = None, streamer: Optional[BaseStreamer] = None, generator: Optional[torch.Generator] = None,
                  seed: Optional[int] = None, **kwargs: Any):
         """Generate token ids (transformers' ``generate`` arguments, defaults and outputs).
 
@@ -57,6 +57,9 @@ class GenerationMixin:
                 after the built-in ones and before the sampling warpers (transformers' place for them).
             prefix_allowed_tokens_fn: ``(batch_id, input_ids_row) -> allowed token ids``, constrains
                 every step as transformers' ``PrefixConstrainedLogitsProcessor`` does.
+            stopping_criteria: extra criteria, callables ``(input_ids, scores) -> bool or bool [rows]``
+                (``scores``: the scores so far when returned, else None), checked after each token
+                as transformers does; greedy decoding and sampling only.
             streamer: receives the prompt, then each new token (greedy and sampling only).
             generator / seed: the random source of sampling (default: torch's global generator).
             **kwargs: ``GenerationConfig`` fields (max_length, max_new_tokens, min_length,
@@ -79,6 +82,9 @@ class GenerationMixin:
         custom = [] if logits_processor is None else list(logits_processor)
         if not all(callable(p) for p in custom):
             raise GenerationError("`logits_processor` must be a list of callables (input_ids, scores) -> scores")
+        criteria = [] if stopping_criteria is None else list(stopping_criteria)
+        if not all(callable(c) for c in criteria):
+            raise GenerationError("`stopping_criteria` must be a list of callables (input_ids, scores) -> bool")
         if prefix_allowed_tokens_fn is not None and not callable(prefix_allowed_tokens_fn):
             raise GenerationError("`prefix_allowed_tokens_fn` must be callable (batch_id, input_ids) -> token ids")
         is_encoder_decoder = bool(getattr(self.config, "is_encoder_decoder", False))
@@ -183,6 +189,9 @@ class GenerationMixin:
         beams, returned = config.num_beams, config.num_return_sequences
         if streamer is not None and beams > 1:
             raise GenerationError("`streamer` cannot be used with beam search; set num_beams=1")
+        if criteria and beams > 1:
+            raise GenerationError("pygen runs custom `stopping_criteria` in greedy decoding and sampling only, "
+                                  "not in beam search")
         if generator is not None and not config.do_sample:
             raise GenerationError("`generator`/`seed` only apply to sampling; set do_sample=True")
         expand = max(beams, returned)
@@ -211,7 +220,8 @@ class GenerationMixin:
                         max_length=config.max_length,
                         eos=torch.tensor(eos, dtype=torch.long, device=device) if eos else None, pad_token_id=pad,
                         output_scores=bool(config.return_dict_in_generate and config.output_scores),
-                        output_logits=bool(config.return_dict_in_generate and config.output_logits))
+                        output_logits=bool(config.return_dict_in_generate and config.output_logits),
+                        stopping_criteria=criteria)
         warpers = None
         if config.do_sample:
             keep = (len(eos) + 1 if eos else 2) if beams > 1 else 1

@@ -37,6 +37,7 @@ class DecodeRun:
     pad_token_id: Optional[int]
     output_scores: bool
     output_logits: bool
+    stopping_criteria: list  # the caller's extra criteria (greedy / sampling)
 
 
 class _StopCheck:
@@ -129,6 +130,9 @@ def greedy_or_sample(run: DecodeRun, *, do_sample: bool = False, warpers: Option
             unfinished &= ~torch.isin(next_tokens, run.eos)
         seqs[:, cur_len] = next_tokens
         cur_len += 1
+        for criterion in run.stopping_criteria:  # transformers passes the scores tuple, or None
+            done = criterion(seqs[:, :cur_len], tuple(scores) if run.output_scores else None)
+            unfinished &= ~torch.as_tensor(done, dtype=torch.bool, device=device)
         if streamer is not None:
             streamer.put(next_tokens.cpu())
         if cur_len >= run.max_length:
