@@ -1,6 +1,6 @@
 // pygen::linear on CPU: routes decoding-shaped float32 calls to the skinny kernel
-// (linear_cpu.cpp), everything else to at::linear. Its fake (Meta) impl is registered from
-// Python (pygen/ops/linear.py).
+// (linear_cpu.cpp), everything else to at::linear. No fake (Meta) impl or autograd formula:
+// pygen.ops.linear calls F.linear itself under torch.compile and when a gradient is needed.
 #include "linear.h"
 
 #include <ATen/ATen.h>

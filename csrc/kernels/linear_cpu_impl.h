@@ -15,7 +15,7 @@
 constexpr int kTileW = 2;
 constexpr int kTileX = 6;
 constexpr int64_t kBlockBytes = 256 << 10;  // of W per task: stays in L2 for the next tiles of x
-constexpr int64_t kPrefetch = 1024;  // floats ahead (4 KiB) in W's stream
+constexpr int64_t kPrefetch = 1024;  // floats ahead (4 KiB) in W's stream; past W's end is harmless (no fault)
 
 inline void in_register(Vec<float>& v) {
 #if defined(__x86_64__)
