@@ -45,8 +45,8 @@ class GenerationMixin:
     def generate(self, inputs: Optional[Tensor] = None, generation_config: Optional[GenerationConfig] = None,
                  logits_processor: Optional[Iterable[Callable]] = None,
                  prefix_allowed_tokens_fn: Optional[Callable[[int, Tensor], list[int]]] = None,
-                 stopping_criteria: Optional[Iterable[Callable]] = None, streamer: Optional[BaseStreamer] = None, generator: Optional[torch.Generator] = None,
-                 seed: Optional[int] = None, **kwargs: Any):
+                 stopping_criteria: Optional[Iterable[Callable]] = None, streamer: Optional[BaseStreamer] = None,
+                 generator: Optional[torch.Generator] = None, seed: Optional[int] = None, **kwargs: Any):
         """Generate token ids (transformers' ``generate`` arguments, defaults and outputs).
 
         Args:
@@ -375,7 +375,6 @@ def _check_encoder_hidden(hidden: Tensor, model_config: Any, device: torch.devic
 def _check_positions(model: Any, config: GenerationConfig, prompt_len: int, is_encoder_decoder: bool) -> None:
     """``max_length`` must fit the decoder's position table: the last token fed to the model sits at
     position ``max_length - 2`` (the final one is never fed back), so ``max_length - 1`` positions."""
-    limit = None
     if hasattr(model, "gen_max_positions"):
         limit = model.gen_max_positions()
     else:

@@ -130,9 +130,11 @@ def greedy_or_sample(run: DecodeRun, *, do_sample: bool = False, warpers: Option
             unfinished &= ~torch.isin(next_tokens, run.eos)
         seqs[:, cur_len] = next_tokens
         cur_len += 1
-        for criterion in run.stopping_criteria:  # transformers passes the scores tuple, or None
-            done = criterion(seqs[:, :cur_len], tuple(scores) if run.output_scores else None)
-            unfinished &= ~torch.as_tensor(done, dtype=torch.bool, device=device)
+        if run.stopping_criteria:  # transformers passes the scores tuple, or None
+            scores_so_far = tuple(scores) if run.output_scores else None
+            for criterion in run.stopping_criteria:
+                done = criterion(seqs[:, :cur_len], scores_so_far)
+                unfinished &= ~torch.as_tensor(done, dtype=torch.bool, device=device)
         if streamer is not None:
             streamer.put(next_tokens.cpu())
         if cur_len >= run.max_length:

@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._loader import has_kernels
+from ._loader import extension
 
 
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     """``F.linear(input, weight, bias)``; in CPU inference, float32 inputs of at most 16 rows (64
     against weights of 8M elements or more, LM heads) run the skinny kernel (same values within
     float rounding)."""
-    if (input.device.type != "cpu" or not has_kernels("cpu") or torch.compiler.is_compiling()
+    if (input.device.type != "cpu" or extension is None or torch.compiler.is_compiling()
             or (torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad
                                              or (bias is not None and bias.requires_grad)))):
         return F.linear(input, weight, bias)
