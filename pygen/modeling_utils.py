@@ -100,6 +100,30 @@ class PreTrainedModel(nn.Module):
     def get_output_embeddings(self) -> nn.Module | None:
         return None
 
+    @property
+    def base_model(self) -> nn.Module:
+        """The bare model under ``base_model_prefix`` (a head model's body), else the model itself."""
+        return getattr(self, self.base_model_prefix, self) if self.base_model_prefix else self
+
+    def get_encoder(self) -> nn.Module:
+        """As transformers: the ``encoder`` submodule, else the base model's encoder, else the model itself."""
+        if hasattr(self, "encoder"):
+            return self.encoder
+        base = self.base_model
+        if base is not self and isinstance(base, PreTrainedModel):
+            encoder = base.get_encoder()
+            if encoder is not base:
+                return encoder
+        return self
+
+    def get_decoder(self) -> nn.Module:
+        """As transformers: the ``decoder`` submodule, else what the base model calls its decoder
+        (itself, for a decoder-only body), else the model itself."""
+        if hasattr(self, "decoder"):
+            return self.decoder
+        base = self.base_model
+        return base.get_decoder() if base is not self and isinstance(base, PreTrainedModel) else self
+
     # ---- properties ---------------------------------------------------------------------
     @property
     def device(self) -> torch.device:

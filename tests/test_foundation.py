@@ -230,3 +230,35 @@ def test_cmake_build_and_ctest(cmake_build):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "100% tests passed" in result.stdout
     assert "Not Run" not in result.stdout and "***Skipped" not in result.stdout, result.stdout
+
+
+def _module_path(root: nn.Module, module: nn.Module) -> str:
+    return next(name or "<self>" for name, m in root.named_modules() if m is module)
+
+
+def test_get_encoder_and_get_decoder_as_transformers():
+    """PreTrainedModel.get_encoder / get_decoder return the submodule transformers' do, by path."""
+    transformers = pytest.importorskip("transformers")
+    bert = dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    bart = dict(vocab_size=50, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16)
+    perceiver = dict(num_latents=4, d_latents=16, d_model=16, num_blocks=1, num_self_attends_per_block=1,
+                     num_self_attention_heads=2, num_cross_attention_heads=2, max_position_embeddings=32)
+    cases = [("BertModel", "BertConfig", bert), ("BertLMHeadModel", "BertConfig", dict(bert, is_decoder=True)),
+             ("RobertaForCausalLM", "RobertaConfig", dict(bert, is_decoder=True)),
+             ("BertGenerationEncoder", "BertGenerationConfig", bert),
+             ("BertGenerationDecoder", "BertGenerationConfig", dict(bert, is_decoder=True)),
+             ("BartModel", "BartConfig", bart), ("BartForConditionalGeneration", "BartConfig", bart),
+             ("BartForCausalLM", "BartConfig", bart), ("BartForSequenceClassification", "BartConfig", bart),
+             ("PerceiverForMaskedLM", "PerceiverConfig", perceiver)]
+    for model_name, config_name, kwargs in cases:
+        ref = getattr(transformers, model_name)(getattr(transformers, config_name)(**kwargs))
+        ours = getattr(pygen, model_name)(getattr(pygen, config_name)(**kwargs))
+        for part in ("get_encoder", "get_decoder"):
+            want = _module_path(ref, getattr(ref, part)())
+            assert _module_path(ours, getattr(ours, part)()) == want, f"{model_name}.{part}()"
+    pair = transformers.EncoderDecoderModel(encoder=transformers.BertModel(transformers.BertConfig(**bert)),
+                                            decoder=transformers.BertLMHeadModel(transformers.BertConfig(
+                                                **bert, is_decoder=True, add_cross_attention=True)))
+    ours = pygen.EncoderDecoderModel(pygen.EncoderDecoderConfig.from_dict(pair.config.to_dict()))
+    assert ours.get_encoder() is ours.encoder and ours.get_decoder() is ours.decoder

@@ -272,6 +272,30 @@ def test_batch_sizes_with_padding(models, kind, batch):
     compare(models, kind, batch=batch, length=10, seed=batch + 1, max_new_tokens=12)
 
 
+@pytest.mark.parametrize("kind", ["bart", "bert2bert", "roberta2roberta", "bg2bg"])
+def test_encoder_pass_skips_padding(models, kind):
+    """generate()'s encoder pass runs the layers on the real tokens only (pygen/models/_unpadded.py):
+    their states are the encoder forward's, the padding's are zeros, and generation from masks with
+    right and left padding and holes stays identical to transformers."""
+    ref_model, ours_model = models(kind)
+    gen = torch.Generator().manual_seed(7)
+    ids = torch.randint(6, V, (6, 12), generator=gen)
+    mask = torch.ones(6, 12, dtype=torch.long)
+    mask[1, 8:], mask[2, :4], mask[3, 3:7], mask[4, 1:], mask[5] = 0, 0, 0, 0, 0
+    encoder = ours_model.get_encoder()
+    full = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    fast = encoder.encode_unpadded(ids, mask)
+    real = mask.bool()
+    torch.testing.assert_close(fast[real], full[real], rtol=1e-6, atol=1e-6)
+    assert torch.equal(fast[~real], torch.zeros_like(fast[~real]))
+    # nothing to skip: the forward itself
+    assert torch.equal(encoder.encode_unpadded(ids, torch.ones_like(mask)), encoder(input_ids=ids).last_hidden_state)
+    ids, mask = ids[:5], mask[:5]  # (a row without any token is not compared: see _eager_attention)
+    for kwargs in (dict(max_new_tokens=10), dict(num_beams=3, num_return_sequences=2, max_new_tokens=10, **SCORES)):
+        assert_same_output(ref_model.generate(ids, attention_mask=mask, **kwargs),
+                           ours_model.generate(ids, attention_mask=mask, **kwargs), f"{kind} {kwargs}")
+
+
 # ---- lengths, processors and special tokens ------------------------------------------------------
 OPTIONS = {
     "min_length-above-output": dict(min_length=18, max_length=22),

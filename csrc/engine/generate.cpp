@@ -249,7 +249,7 @@ GenerationResult generate(const LoadedModel& model, const at::Tensor& input_ids,
                           " x " + std::to_string(group));
   }
   auto generator = at::make_generator<at::CPUGeneratorImpl>(s.seed);
-  const auto encoded = model.net.encode(input_ids, attention_mask);
+  const auto encoded = model.net.encode(input_ids, attention_mask, /*skip_padding=*/true);
   DecoderState state = model.net.start(encoded, attention_mask, group, s.max_length - 1);
   if (s.num_beams > 1) return beam_search(model, s, state, batch, generator);
   return search(model, s, state, batch * group, generator);

@@ -18,6 +18,7 @@
 #include <ATen/ops/silu.h>
 #include <ATen/ops/softmax.h>
 #include <ATen/ops/tanh.h>
+#include <ATen/ops/zeros.h>
 #include <c10/core/TensorOptions.h>
 
 #include <cmath>
@@ -86,11 +87,30 @@ at::Tensor feed_forward(const Stack& stack, const Layer& layer, const at::Tensor
 }
 
 // q, k, v views of a fused [batch, len, 3 * hidden] projection.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> project_qkv(const Layer& layer, const at::Tensor& x, int64_t heads) {
-  const auto qkv = layer.qkv(x);
-  const auto parts = qkv.view({x.size(0), x.size(1), 3, heads, qkv.size(2) / (3 * heads)});
+std::tuple<at::Tensor, at::Tensor, at::Tensor> split_qkv(const at::Tensor& qkv, int64_t heads) {
+  const auto parts = qkv.view({qkv.size(0), qkv.size(1), 3, heads, qkv.size(2) / (3 * heads)});
   return {parts.select(2, 0), parts.select(2, 1), parts.select(2, 2)};
 }
+
+// The real tokens of a padded [batch, len] batch as rows of one matrix, as in
+// pygen/models/_unpadded.py: the encoder pass runs its token-by-token work (projections,
+// feed-forward, norms) on them only and scatters back to [batch, len, ...] for attention.
+struct TokenRows {
+  int64_t batch = 0, length = 0;
+  at::Tensor index;  // flat positions of the real tokens
+
+  // None when `mask` (bool [batch, len], true = token) has no padding.
+  static std::optional<TokenRows> of(const at::Tensor& mask) {
+    if (!mask.defined() || mask.all().item<bool>()) return std::nullopt;
+    return TokenRows{mask.size(0), mask.size(1), mask.reshape({-1}).nonzero().squeeze(1)};
+  }
+  // [batch, len, hidden] -> [tokens, hidden].
+  at::Tensor pack(const at::Tensor& x) const { return x.reshape({batch * length, x.size(2)}).index_select(0, index); }
+  // [tokens, hidden] -> [batch, len, hidden], zeros at the padding.
+  at::Tensor unpack(const at::Tensor& x) const {
+    return at::zeros({batch * length, x.size(1)}, x.options()).index_copy_(0, index, x).view({batch, length, x.size(1)});
+  }
+};
 
 }  // namespace
 
@@ -184,19 +204,23 @@ at::Tensor attention_aten(const at::Tensor& q, const at::Tensor& k, const at::Te
   return out.transpose(1, 2).reshape({batch, q_len, heads, v.size(3)});
 }
 
-at::Tensor Seq2SeqTransformer::encode(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+at::Tensor Seq2SeqTransformer::encode(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                      bool skip_padding) const {
   const double scale = 1.0 / std::sqrt(double(encoder.head_dim));
+  const auto rows = skip_padding ? TokenRows::of(attention_mask) : std::optional<TokenRows>();
   auto x = encoder.embeddings(input_ids, 0);
+  if (rows) x = rows->pack(x);
   for (const auto& layer : encoder.layers) {
-    auto [q, k, v] = project_qkv(layer, x, encoder.heads);
-    x = layer.self_norm(x + layer.self_out(merge_heads(attention(q, k, v, attention_mask, false, scale, 1))));
+    auto [q, k, v] = split_qkv(rows ? rows->unpack(layer.qkv(x)) : layer.qkv(x), encoder.heads);
+    auto attended = merge_heads(attention(q, k, v, attention_mask, false, scale, 1));
+    x = layer.self_norm(x + layer.self_out(rows ? rows->pack(attended) : attended));
     x = feed_forward(encoder, layer, x);
     if (encoder.clamp_fp16 && x.scalar_type() == at::kHalf && !at::isfinite(x).all().item<bool>()) {
       const double limit = 65504.0 - 1000.0;  // torch.finfo(float16).max - 1000, as BART does
       x = at::clamp(x, -limit, limit);
     }
   }
-  return x;
+  return rows ? rows->unpack(x) : x;
 }
 
 DecoderState Seq2SeqTransformer::start(const at::Tensor& encoder_hidden, const at::Tensor& attention_mask,
@@ -205,12 +229,14 @@ DecoderState Seq2SeqTransformer::start(const at::Tensor& encoder_hidden, const a
   state.kv_group = kv_group;
   state.cross_mask = attention_mask;
   const auto memory = has_enc_to_dec_proj ? enc_to_dec_proj(encoder_hidden) : encoder_hidden;
+  const auto tokens = TokenRows::of(attention_mask);  // keys/values of the real tokens only
+  const auto source = tokens ? tokens->pack(memory) : memory;
   const int64_t rows = encoder_hidden.size(0) * kv_group;
   const auto options = encoder_hidden.options();
   for (const auto& layer : decoder.layers) {
     state.self_k.push_back(at::empty({rows, capacity, decoder.heads, decoder.head_dim}, options));
     state.self_v.push_back(at::empty({rows, capacity, decoder.heads, decoder.head_dim}, options));
-    const auto kv = layer.cross_kv(memory);
+    const auto kv = tokens ? tokens->unpack(layer.cross_kv(source)) : layer.cross_kv(source);
     const auto parts = kv.view({kv.size(0), kv.size(1), 2, decoder.heads, decoder.head_dim});
     state.cross_k.push_back(parts.select(2, 0));
     state.cross_v.push_back(parts.select(2, 1));
@@ -224,7 +250,7 @@ at::Tensor Seq2SeqTransformer::step(const at::Tensor& tokens, DecoderState& stat
   auto x = decoder.embeddings(tokens.view({-1, 1}), pos);
   for (size_t i = 0; i < decoder.layers.size(); ++i) {
     const auto& layer = decoder.layers[i];
-    auto [q, k, v] = project_qkv(layer, x, decoder.heads);
+    auto [q, k, v] = split_qkv(layer.qkv(x), decoder.heads);
     state.self_k[i].narrow(1, pos, 1).copy_(k);
     state.self_v[i].narrow(1, pos, 1).copy_(v);
     const auto keys = state.self_k[i].narrow(1, 0, pos + 1), values = state.self_v[i].narrow(1, 0, pos + 1);

@@ -112,7 +112,9 @@ struct Seq2SeqTransformer {
   LMHead lm_head;
 
   // input_ids [batch, len] int64, attention_mask [batch, len] bool -> [batch, len, encoder hidden].
-  at::Tensor encode(const at::Tensor& input_ids, const at::Tensor& attention_mask) const;
+  // skip_padding (generation): the layers run on the real tokens only and the padding's states
+  // come out as zeros, which only masked cross-attention keys read.
+  at::Tensor encode(const at::Tensor& input_ids, const at::Tensor& attention_mask, bool skip_padding = false) const;
   // State for sources x kv_group decoder rows of up to `capacity` positions.
   DecoderState start(const at::Tensor& encoder_hidden, const at::Tensor& attention_mask, int64_t kv_group,
                      int64_t capacity) const;

@@ -29,6 +29,7 @@ from ..modeling_outputs import (BaseModelOutput, BaseModelOutputWithPastAndCross
 from ..modeling_utils import PreTrainedModel
 from ..ops import Linear, attention
 from ._checks import check_device, check_embeds, check_ids, check_labels, check_mask, check_tensor
+from ._unpadded import TokenRows
 
 # ---------------------------------------------------------------------------------------------
 # Configuration
@@ -237,18 +238,31 @@ class BartAttention(nn.Module):
         self.q_proj = Linear(embed_dim, embed_dim, bias=bias)
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
 
-    def project_kv(self, states: Tensor) -> tuple[Tensor, Tensor]:
-        """Keys and values of ``states`` ``[batch, len, embed_dim]`` as ``[batch, len, heads, head_dim]`` views."""
-        shape = (states.shape[0], states.shape[1], self.num_heads, self.head_dim)
-        return self.k_proj(states).view(shape), self.v_proj(states).view(shape)
+    def project_kv(self, states: Tensor, rows: Optional[TokenRows] = None) -> tuple[Tensor, Tensor]:
+        """Keys and values of ``states`` ``[batch, len, embed_dim]`` as ``[batch, len, heads, head_dim]`` views.
+
+        With ``rows``, ``states`` are the real tokens ``[tokens, embed_dim]`` of a padded batch
+        (see :mod:`pygen.models._unpadded`) and the padding gets zero keys and values."""
+        if rows is None:
+            shape = (states.shape[0], states.shape[1], self.num_heads, self.head_dim)
+            return self.k_proj(states).view(shape), self.v_proj(states).view(shape)
+        shape = (rows.batch, rows.length, self.num_heads, self.head_dim)
+        return rows.unpack(self.k_proj(states)).view(shape), rows.unpack(self.v_proj(states)).view(shape)
 
     def forward(self, hidden_states: Tensor, key_value_states: Optional[Tensor] = None,
                 past_key_values: Optional[KVCache] = None, attention_mask: Optional[Tensor] = None,
-                output_attentions: bool = False) -> tuple[Tensor, Optional[Tensor]]:
+                output_attentions: bool = False, rows: Optional[TokenRows] = None) -> tuple[Tensor, Optional[Tensor]]:
         """``attention_mask``: bool ``[kv_batch, kv_len]``, True where a key may be attended.
 
         Returns the output ``[batch, len, embed_dim]`` and, with ``output_attentions``, the probabilities.
+        With ``rows`` (self-attention in generation's encoder pass), ``hidden_states`` and the output
+        are the real tokens ``[tokens, embed_dim]`` of a padded batch (:mod:`pygen.models._unpadded`).
         """
+        if rows is not None:
+            shape = (rows.batch, rows.length, self.num_heads, self.head_dim)
+            q, k, v = (rows.unpack(proj(hidden_states)).view(shape) for proj in (self.q_proj, self.k_proj, self.v_proj))
+            out = attention(q, k, v, key_padding_mask=attention_mask, scale=self.scaling)
+            return self.out_proj(rows.pack(out.reshape(rows.batch, rows.length, self.embed_dim))), None
         batch, q_len, _ = hidden_states.shape
         q = self.q_proj(hidden_states).view(batch, q_len, self.num_heads, self.head_dim)
         cache, kv_group = past_key_values, 1
@@ -289,12 +303,13 @@ class BartEncoderLayer(nn.Module):
         self.fc2 = Linear(config.encoder_ffn_dim, self.embed_dim)
         self.final_layer_norm = nn.LayerNorm(self.embed_dim)
 
-    def forward(self, hidden_states: Tensor, attention_mask: Optional[Tensor],
-                output_attentions: bool = False) -> tuple[Tensor, Optional[Tensor]]:
+    def forward(self, hidden_states: Tensor, attention_mask: Optional[Tensor], output_attentions: bool = False,
+                rows: Optional[TokenRows] = None) -> tuple[Tensor, Optional[Tensor]]:
+        """``rows``: see :meth:`BartAttention.forward`; the rest of the layer works token by token."""
         # Post-norm: each block is x = LayerNorm(x + Dropout(block(x))).
         residual = hidden_states
         hidden_states, attn_weights = self.self_attn(hidden_states, attention_mask=attention_mask,
-                                                     output_attentions=output_attentions)
+                                                     output_attentions=output_attentions, rows=rows)
         hidden_states = F.dropout(hidden_states, p=self.dropout, training=self.training)
         hidden_states = self.self_attn_layer_norm(residual + hidden_states)
 
@@ -304,7 +319,8 @@ class BartEncoderLayer(nn.Module):
         hidden_states = F.dropout(self.fc2(hidden_states), p=self.dropout, training=self.training)
         hidden_states = self.final_layer_norm(residual + hidden_states)
 
-        # fp16 activations can overflow in deep encoders; clamp as the reference does.
+        # fp16 activations can overflow in deep encoders; clamp as the reference does (without
+        # padding rows, only the real tokens' overflow triggers it).
         if hidden_states.dtype == torch.float16 and not torch.isfinite(hidden_states).all():
             clamp_value = torch.finfo(hidden_states.dtype).max - 1000
             hidden_states = torch.clamp(hidden_states, min=-clamp_value, max=clamp_value)
@@ -417,20 +433,7 @@ class BartEncoder(BartPreTrainedModel):
                 return_dict: Optional[bool] = None) -> Union[BaseModelOutput, tuple]:
         output_attentions, output_hidden_states, return_dict = _output_flags(
             self.config, output_attentions, output_hidden_states, return_dict)
-        if (input_ids is None) == (inputs_embeds is None):
-            raise InputError("give exactly one of input_ids or inputs_embeds")
-        device, dtype = self.embed_positions.weight.device, self.embed_positions.weight.dtype
-        if inputs_embeds is None:
-            batch, seq_len = _check_ids("input_ids", input_ids, self.config.vocab_size, device)
-            _check_positions("input_ids", seq_len, self.max_source_positions)
-            inputs_embeds = self.embed_tokens(input_ids)
-        else:
-            batch, seq_len = _check_embeds("inputs_embeds", inputs_embeds, self.config.d_model, device, dtype)
-            _check_positions("inputs_embeds", seq_len, self.max_source_positions)
-        attention_mask = _check_mask("attention_mask", attention_mask, (batch, seq_len), device)
-
-        hidden_states = self.layernorm_embedding(inputs_embeds + self.embed_positions(seq_len))
-        hidden_states = F.dropout(hidden_states, p=self.dropout, training=self.training)
+        hidden_states, attention_mask = self._embed(input_ids, inputs_embeds, attention_mask)
 
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
@@ -446,6 +449,40 @@ class BartEncoder(BartPreTrainedModel):
         out = BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden_states,
                               attentions=all_attentions)
         return out if return_dict else out.to_tuple()
+
+    def _embed(self, input_ids: Optional[Tensor], inputs_embeds: Optional[Tensor],
+               attention_mask: Optional[Tensor]) -> tuple[Tensor, Optional[Tensor]]:
+        """Checked inputs -> the layers' input ``[batch, len, d_model]`` and the bool mask."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise InputError("give exactly one of input_ids or inputs_embeds")
+        device, dtype = self.embed_positions.weight.device, self.embed_positions.weight.dtype
+        if inputs_embeds is None:
+            batch, seq_len = _check_ids("input_ids", input_ids, self.config.vocab_size, device)
+            _check_positions("input_ids", seq_len, self.max_source_positions)
+            inputs_embeds = self.embed_tokens(input_ids)
+        else:
+            batch, seq_len = _check_embeds("inputs_embeds", inputs_embeds, self.config.d_model, device, dtype)
+            _check_positions("inputs_embeds", seq_len, self.max_source_positions)
+        attention_mask = _check_mask("attention_mask", attention_mask, (batch, seq_len), device)
+        hidden_states = self.layernorm_embedding(inputs_embeds + self.embed_positions(seq_len))
+        return F.dropout(hidden_states, p=self.dropout, training=self.training), attention_mask
+
+    @torch.no_grad()
+    def encode_unpadded(self, input_ids: Tensor, attention_mask: Optional[Tensor]) -> Tensor:
+        """Generation's encoder pass: :meth:`forward`'s last hidden state at the real tokens and
+        zeros at the padding, which only masked cross-attention keys read. The layers run on the
+        real tokens only (:mod:`pygen.models._unpadded`); in training mode (dropout, LayerDrop)
+        this is :meth:`forward`."""
+        if self.training:
+            return self(input_ids=input_ids, attention_mask=attention_mask, output_attentions=False,
+                        output_hidden_states=False, return_dict=True).last_hidden_state
+        hidden_states, attention_mask = self._embed(input_ids, None, attention_mask)
+        rows = TokenRows.of(attention_mask)
+        if rows is not None:
+            hidden_states = rows.pack(hidden_states)
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, attention_mask, rows=rows)[0]
+        return hidden_states if rows is None else rows.unpack(hidden_states)
 
 
 class BartDecoder(BartPreTrainedModel):
@@ -569,8 +606,10 @@ class BartDecoder(BartPreTrainedModel):
                 raise InputError(f"batch_size {batch_size} must be the {source_batch} source rows x kv_group {kv_group}")
             cache.cross_mask = _check_mask("encoder_attention_mask", encoder_attention_mask,
                                            (source_batch, source_len), device)
+            rows = TokenRows.of(cache.cross_mask)  # keys/values of the real tokens only
+            states = encoder_hidden_states if rows is None else rows.pack(encoder_hidden_states)
             for i, layer in enumerate(self.layers):
-                cache.set_cross(i, *layer.encoder_attn.project_kv(encoder_hidden_states))
+                cache.set_cross(i, *layer.encoder_attn.project_kv(states, rows))
         heads = self.config.decoder_attention_heads
         shape = (batch_size, capacity, heads, self.config.d_model // heads)
         for i in range(len(self.layers)):
@@ -765,9 +804,7 @@ class BartForConditionalGeneration(BartPreTrainedModel, GenerationMixin):
     # ---- generation protocol (pygen.generation.protocol) -------------------------------------
     @torch.no_grad()
     def gen_encode(self, input_ids: Tensor, attention_mask: Optional[Tensor]) -> Tensor:
-        return self.model.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                                  output_attentions=False, output_hidden_states=False,
-                                  return_dict=True).last_hidden_state
+        return self.model.encoder.encode_unpadded(input_ids, attention_mask)
 
     def gen_new_cache(self, encoder_hidden_states: Optional[Tensor], encoder_attention_mask: Optional[Tensor],
                       batch_size: int, kv_group: int, capacity: int) -> KVCache:

@@ -28,6 +28,7 @@ from ..modeling_outputs import CausalLMOutputWithCrossAttentions, ModelOutput
 from ..modeling_utils import PreTrainedModel
 from ..ops import Linear, attention
 from . import _checks as checks
+from ._unpadded import TokenRows
 
 logger = logging.getLogger("pygen")
 
@@ -196,7 +197,12 @@ class BertSelfAttention(nn.Module):
         return out.view(*out.shape[:2], self.all_head_size)
 
     def forward(self, hidden_states: Tensor, attention_mask: Optional[Tensor], causal: bool,
-                cache: Optional[KVCache], layer_idx: int) -> Tensor:
+                cache: Optional[KVCache], layer_idx: int, rows: Optional[TokenRows] = None) -> Tensor:
+        """With ``rows`` (generation's encoder pass), ``hidden_states`` and the output are the real
+        tokens ``[tokens, hidden]`` of a padded batch (:mod:`pygen.models._unpadded`)."""
+        if rows is not None:
+            q, k, v = (self.heads(rows.unpack(proj(hidden_states))) for proj in (self.query, self.key, self.value))
+            return rows.pack(self.attend(q, k, v, attention_mask))
         q = self.heads(self.query(hidden_states))
         k = self.heads(self.key(hidden_states))
         v = self.heads(self.value(hidden_states))
@@ -208,8 +214,13 @@ class BertSelfAttention(nn.Module):
 class BertCrossAttention(BertSelfAttention):
     """Attention from decoder positions to encoder states; keys/values are cached per source row."""
 
-    def project_kv(self, encoder_hidden_states: Tensor) -> tuple[Tensor, Tensor]:
-        return self.heads(self.key(encoder_hidden_states)), self.heads(self.value(encoder_hidden_states))
+    def project_kv(self, encoder_hidden_states: Tensor, rows: Optional[TokenRows] = None) -> tuple[Tensor, Tensor]:
+        """With ``rows``, ``encoder_hidden_states`` are the real tokens ``[tokens, hidden]`` of a padded
+        batch and the padding gets zero keys and values."""
+        if rows is None:
+            return self.heads(self.key(encoder_hidden_states)), self.heads(self.value(encoder_hidden_states))
+        return self.heads(rows.unpack(self.key(encoder_hidden_states))), \
+            self.heads(rows.unpack(self.value(encoder_hidden_states)))
 
     def forward(self, hidden_states: Tensor, encoder_hidden_states: Optional[Tensor],
                 encoder_attention_mask: Optional[Tensor], cache: Optional[KVCache], layer_idx: int) -> Tensor:
@@ -280,8 +291,9 @@ class BertLayer(nn.Module):
 
     def forward(self, hidden_states: Tensor, attention_mask: Optional[Tensor], causal: bool,
                 encoder_hidden_states: Optional[Tensor], encoder_attention_mask: Optional[Tensor],
-                cache: Optional[KVCache], layer_idx: int) -> Tensor:
-        attention_output = self.attention(hidden_states, attention_mask, causal, cache, layer_idx)
+                cache: Optional[KVCache], layer_idx: int, rows: Optional[TokenRows] = None) -> Tensor:
+        """``rows``: see :meth:`BertSelfAttention.forward`; the rest of the layer works token by token."""
+        attention_output = self.attention(hidden_states, attention_mask, causal, cache, layer_idx, rows)
         has_source = encoder_hidden_states is not None or (cache is not None and cache.get_cross(layer_idx) is not None)
         if self.crossattention is not None and has_source:
             attention_output = self.crossattention(attention_output, encoder_hidden_states, encoder_attention_mask,
@@ -302,11 +314,12 @@ class BertEncoder(nn.Module):
 
     def forward(self, hidden_states: Tensor, attention_mask: Optional[Tensor], causal: bool,
                 encoder_hidden_states: Optional[Tensor], encoder_attention_mask: Optional[Tensor],
-                cache: Optional[KVCache], output_hidden_states: bool) -> tuple[Tensor, Optional[tuple[Tensor, ...]]]:
+                cache: Optional[KVCache], output_hidden_states: bool,
+                rows: Optional[TokenRows] = None) -> tuple[Tensor, Optional[tuple[Tensor, ...]]]:
         all_hidden = [hidden_states] if output_hidden_states else None
         for i, layer in enumerate(self.layer):
             hidden_states = layer(hidden_states, attention_mask, causal, encoder_hidden_states,
-                                  encoder_attention_mask, cache, i)
+                                  encoder_attention_mask, cache, i, rows)
             if all_hidden is not None:
                 all_hidden.append(hidden_states)
         if cache is not None:
@@ -507,6 +520,22 @@ class BertStackMixin:
                                           output_hidden_states)
         return hidden, all_hidden, cache if use_cache else None
 
+    @torch.no_grad()
+    def encode_unpadded(self, input_ids: Tensor, attention_mask: Optional[Tensor]) -> Tensor:
+        """Generation's encoder pass (inside an EncoderDecoderModel): ``forward``'s last hidden state
+        at the real tokens and zeros at the padding, which only masked cross-attention keys read.
+        The layers run on the real tokens only (:mod:`pygen.models._unpadded`); in training mode
+        (dropout) or for a decoder this is ``forward``."""
+        if self.training or self.config.is_decoder:
+            return self(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+        self._check_inputs(input_ids, None, attention_mask, None, None, None, None, None)
+        hidden = self.embeddings(input_ids=input_ids, position_ids=None, inputs_embeds=None, past_key_values_length=0)
+        rows = TokenRows.of(attention_mask)
+        if rows is not None:
+            hidden = rows.pack(hidden)
+        hidden, _ = self.encoder(hidden, attention_mask, False, None, None, None, False, rows)
+        return hidden if rows is None else rows.unpack(hidden)
+
 
 def causal_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Next-token cross-entropy: position i predicts label i + 1; -100 is ignored (mean over the rest)."""
@@ -592,8 +621,10 @@ class BertCausalLMMixin(GenerationMixin):
                              f"{self.config.hidden_size}] for {batch_size} rows in groups of {kv_group}, "
                              f"got {shape}")
         _check_mask("encoder_attention_mask", encoder_attention_mask, shape[:2])
+        rows = TokenRows.of(encoder_attention_mask)  # keys/values of the real tokens only
+        states = encoder_hidden_states if rows is None else rows.pack(encoder_hidden_states)
         for i, layer in enumerate(self.backbone.encoder.layer):
-            cache.set_cross(i, *layer.crossattention.self.project_kv(encoder_hidden_states))
+            cache.set_cross(i, *layer.crossattention.self.project_kv(states, rows))
         cache.cross_mask = encoder_attention_mask.bool() if encoder_attention_mask is not None else None
         return cache
 

@@ -366,7 +366,7 @@ class EncoderDecoderModel(GenerationMixin, PreTrainedModel):
 
     # ---- generation protocol (pygen.generation.protocol) --------------------------------
     def gen_encode(self, input_ids: Tensor, attention_mask: Optional[Tensor]) -> Tensor:
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+        return self.encoder.encode_unpadded(input_ids, attention_mask)
 
     def gen_new_cache(self, encoder_hidden_states: Tensor, encoder_attention_mask: Optional[Tensor],
                       batch_size: int, kv_group: int, capacity: int) -> KVCache:
