@@ -25,8 +25,52 @@ def _quick_gelu(x: Tensor) -> Tensor:
     return x * torch.sigmoid(1.702 * x)
 
 
+def _gelu_python(x: Tensor) -> Tensor:
+    return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+def _gelu_python_tanh(x: Tensor) -> Tensor:
+    return x * 0.5 * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+def _gelu_accurate(x: Tensor) -> Tensor:
+    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * torch.pow(x, 3))))
+
+
+def _gelu_10(x: Tensor) -> Tensor:
+    return torch.clip(F.gelu(x), -10, 10)
+
+
+def _laplace(x: Tensor, mu: float = 0.707107, sigma: float = 0.282095) -> Tensor:
+    return 0.5 * (1.0 + torch.erf((x - mu).div(sigma * math.sqrt(2.0))))
+
+
+def _relu2(x: Tensor) -> Tensor:
+    return torch.square(F.relu(x))
+
+
+def _sqrt_softplus(x: Tensor) -> Tensor:
+    return F.softplus(x).sqrt()
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+# transformers' parameter-free activations (its "prelu" and "xielu" carry weights: not supported).
 ACT2FN: dict[str, Callable[[Tensor], Tensor]] = {
     "gelu": F.gelu,
+    "gelu_python": _gelu_python,
+    "gelu_python_tanh": _gelu_python_tanh,
+    "gelu_accurate": _gelu_accurate,
+    "gelu_10": _gelu_10,
+    "laplace": _laplace,
+    "leaky_relu": F.leaky_relu,
+    "linear": _identity,
+    "mish": F.mish,
+    "relu2": _relu2,
+    "hardswish": F.hardswish,
+    "sqrtsoftplus": _sqrt_softplus,
     "gelu_new": _gelu_new,
     "gelu_fast": _gelu_fast,
     "gelu_pytorch_tanh": partial(F.gelu, approximate="tanh"),

@@ -26,12 +26,20 @@ _DTYPES = {"float32": torch.float32, "float": torch.float32, "float16": torch.fl
            "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
-def parse_dtype(dtype: Any, config: PretrainedConfig | None = None) -> torch.dtype | None:
-    """``None``/``"auto"``/str/torch.dtype -> torch.dtype (``"auto"`` reads the config's dtype)."""
+def parse_dtype(dtype: Any, config: PretrainedConfig | None = None,
+                state: dict[str, torch.Tensor] | None = None) -> torch.dtype | None:
+    """``None``/``"auto"``/str/torch.dtype -> torch.dtype, or None for "keep float32".
+
+    ``"auto"`` is transformers': the config's ``dtype``, else that of the checkpoint's first
+    floating-point tensor (``state``), else float32."""
     if dtype is None:
         return None
-    if dtype == "auto":
-        dtype = getattr(config, "dtype", None) or "float32"
+    if isinstance(dtype, str) and dtype == "auto":
+        dtype = getattr(config, "dtype", None)
+        if dtype is None:
+            dtype = next((t.dtype for t in (state or {}).values() if t.is_floating_point()), None)
+        if dtype is None:
+            return None
     if isinstance(dtype, torch.dtype):
         if dtype not in _DTYPES.values():
             raise ConfigError(f"unsupported dtype {dtype}; use one of {sorted(_DTYPES)}")
@@ -206,6 +214,8 @@ class PreTrainedModel(nn.Module):
 
         ``overrides`` set config fields (``BertGenerationEncoder.from_pretrained(path, bos_token_id=101)``);
         unknown names raise :class:`ConfigError`. ``seed`` seeds the init of weights the checkpoint lacks.
+        ``dtype`` (or its older name ``torch_dtype``): unset, None or ``"auto"`` load the dtype the
+        checkpoint was saved in, as transformers 5 does.
         """
         if args:
             raise TypeError(f"{cls.__name__}.from_pretrained takes one positional argument (the path)")
@@ -216,7 +226,9 @@ class PreTrainedModel(nn.Module):
             config = cls.config_class.from_pretrained(directory, **overrides)
         elif overrides:
             config.update(overrides)
-        target_dtype = parse_dtype(dtype if dtype is not None else torch_dtype, config)
+        if dtype is None or (isinstance(dtype, str) and dtype == "auto"):
+            dtype = "auto" if torch_dtype is None else torch_dtype
+        target_dtype = parse_dtype(dtype, config)  # "auto" waits for the weights; other values fail early
         try:
             model = cls._from_config_for_loading(config)
         except PygenError:
@@ -228,6 +240,8 @@ class PreTrainedModel(nn.Module):
             raise ConfigError(f"cannot build {cls.__name__} from the config of {directory}: "
                               f"{type(exc).__name__}: {exc}") from exc
         state = load_state_dict(directory)
+        if isinstance(dtype, str) and dtype == "auto":
+            target_dtype = parse_dtype(dtype, config, state)
         if seed is not None:
             torch.manual_seed(seed)
         model.init_weights()

@@ -214,6 +214,11 @@ def test_activations_match_transformers(name):
     assert torch.equal(ACT2FN[name](x), HF_ACT2FN[name](x)), name
 
 
+def test_every_parameter_free_activation_of_transformers_is_there():
+    from transformers.activations import ACT2CLS
+    assert set(ACT2CLS) - set(ACT2FN) == {"prelu", "xielu"}  # the two with learned weights
+
+
 # ---- forward parity -----------------------------------------------------------------------
 
 

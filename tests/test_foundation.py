@@ -262,3 +262,21 @@ def test_get_encoder_and_get_decoder_as_transformers():
                                                 **bert, is_decoder=True, add_cross_attention=True)))
     ours = pygen.EncoderDecoderModel(pygen.EncoderDecoderConfig.from_dict(pair.config.to_dict()))
     assert ours.get_encoder() is ours.encoder and ours.get_decoder() is ours.decoder
+
+
+@pytest.mark.parametrize("saved", [torch.bfloat16, torch.float16, torch.float32])
+def test_default_dtype_is_the_checkpoints(tmp_path, saved):
+    """As transformers 5: no dtype (or None, or "auto") loads the saved dtype, from the config or
+    else from the weights; ``dtype``, then ``torch_dtype``, override it."""
+    model = ToyModel(ToyConfig())
+    model.load_state_dict(_random_state(model.config))
+    model.to(saved).save_pretrained(tmp_path)
+    assert ToyModel.from_pretrained(tmp_path).dtype == saved
+    assert ToyModel.from_pretrained(tmp_path, dtype=None).dtype == saved
+    assert ToyModel.from_pretrained(tmp_path, dtype="auto").dtype == saved
+    assert ToyModel.from_pretrained(tmp_path, dtype=torch.float64).dtype == torch.float64
+    assert ToyModel.from_pretrained(tmp_path, torch_dtype="float16").dtype == torch.float16
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.pop("dtype", None)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert ToyModel.from_pretrained(tmp_path).dtype == saved  # read off the weights

@@ -296,6 +296,28 @@ def test_encoder_pass_skips_padding(models, kind):
                            ours_model.generate(ids, attention_mask=mask, **kwargs), f"{kind} {kwargs}")
 
 
+def test_token_type_ids_reach_the_encoder(models):
+    """generate(**bert_tokenizer(...)) passes token_type_ids on to the encoder, as transformers."""
+    ref_model, ours_model = models("bert2bert")
+    ids, mask = inputs("bert2bert", ref_model, 4, 10, seed=5)
+    types = torch.zeros_like(ids)
+    types[:, 4:] = 1  # a second segment
+    for kwargs in (dict(max_new_tokens=10), dict(num_beams=3, max_new_tokens=10, **SCORES)):
+        want = ref_model.generate(ids, attention_mask=mask, token_type_ids=types, **kwargs)
+        assert_same_output(want, ours_model.generate(ids, attention_mask=mask, token_type_ids=types, **kwargs))
+        without = ref_model.generate(ids, attention_mask=mask, **kwargs)
+        assert not torch.equal(getattr(want, "sequences", want), getattr(without, "sequences", without))
+    with pytest.raises(pygen.InputError, match="token_type_ids must have the shape"):
+        ours_model.generate(ids, attention_mask=mask, token_type_ids=types[:, :3])
+    with pytest.raises(pygen.InputError, match="token_type_ids"):
+        ours_model.generate(ids, attention_mask=mask, token_type_ids=types * 5)  # beyond type_vocab_size
+    for kind in ("bart", "bg2bg", "bg-decoder"):  # no token type embeddings: transformers refuses them too
+        ref_model, ours_model = models(kind)
+        ids, mask = inputs(kind, ref_model, 2, 6, seed=1)
+        with pytest.raises(GenerationError, match="takes no `token_type_ids`"):
+            ours_model.generate(ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
+
+
 # ---- lengths, processors and special tokens ------------------------------------------------------
 OPTIONS = {
     "min_length-above-output": dict(min_length=18, max_length=22),

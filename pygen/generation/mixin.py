@@ -26,7 +26,7 @@ from .streamers import BaseStreamer
 logger = logging.getLogger("pygen")
 
 # generate() kwargs that are model inputs rather than generation parameters.
-_MODEL_INPUTS = ("input_ids", "attention_mask", "encoder_outputs", "decoder_input_ids")
+_MODEL_INPUTS = ("input_ids", "attention_mask", "encoder_outputs", "decoder_input_ids", "token_type_ids")
 
 # What transformers does with ``generate(field=None)`` for fields that have a global default: the
 # processor or option is off. (None for max_length, num_beams, num_return_sequences,
@@ -70,7 +70,9 @@ class GenerationMixin:
                 encoder_repetition_penalty, remove_invalid_values, exponential_decay_length_penalty,
                 suppress_tokens, begin_suppress_tokens, renormalize_logits, output_scores, output_logits,
                 return_dict_in_generate) and model inputs: ``attention_mask``, ``encoder_outputs``
-                (encoder-decoder: skip the encoder), ``decoder_input_ids`` (decoder prompt).
+                (encoder-decoder: skip the encoder), ``decoder_input_ids`` (decoder prompt),
+                ``token_type_ids`` (what a BERT tokenizer returns: the encoder's segment ids; a
+                decoder-only prompt takes only zeros, which is what it gets without them).
 
         Returns:
             ``sequences`` ``[batch * num_return_sequences, length]`` (int64), or with
@@ -128,6 +130,8 @@ class GenerationMixin:
         if attention_mask is not None:
             shape = input_ids.shape if input_ids is not None else encoder_hidden.shape[:2]
             attention_mask = _check_mask(attention_mask, tuple(shape), device)
+        if model_inputs.get("token_type_ids") is not None:
+            _check_token_type_ids(self, model_inputs["token_type_ids"], input_ids, is_encoder_decoder)
 
         # ---- special tokens ----------------------------------------------------------------------
         eos = token_ids(config.eos_token_id, "eos_token_id")
@@ -210,7 +214,9 @@ class GenerationMixin:
         cross_mask = None
         if is_encoder_decoder:
             if encoder_hidden is None:
-                encoder_hidden = self.gen_encode(input_ids, attention_mask)
+                types = model_inputs.get("token_type_ids")
+                encoder_hidden = self.gen_encode(input_ids, attention_mask, **({} if types is None else
+                                                                               {"token_type_ids": types}))
             cross_mask = attention_mask
         cache = self.gen_new_cache(encoder_hidden, cross_mask, batch * expand, expand, config.max_length)
         prompt = prompt.repeat_interleave(expand, dim=0)
@@ -294,6 +300,24 @@ def _vocab_sizes(config) -> tuple[int, int]:
     decoder = getattr(config, "decoder", None)
     return ((encoder if encoder is not None else config).vocab_size,
             (decoder if decoder is not None else config).vocab_size)
+
+
+def _check_token_type_ids(model: torch.nn.Module, token_types: Any, input_ids: Optional[Tensor],
+                          is_encoder_decoder: bool) -> None:
+    """``token_type_ids`` go to the encoder (its embeddings check the values) as in transformers; a
+    decoder-only prompt takes only zeros, the segment of every generated token without them."""
+    owner = model.get_encoder() if is_encoder_decoder else model
+    if not any(name.endswith("token_type_embeddings") for name, _ in owner.named_modules()):
+        where = "encoder" if is_encoder_decoder else "model"
+        raise GenerationError(f"{type(model).__name__} takes no `token_type_ids`: its {where} has no token type "
+                              "embeddings")
+    if not isinstance(token_types, Tensor) or input_ids is None or token_types.shape != input_ids.shape:
+        got = tuple(token_types.shape) if isinstance(token_types, Tensor) else type(token_types).__name__
+        want = list(input_ids.shape) if input_ids is not None else "input_ids'"
+        raise InputError(f"token_type_ids must have the shape {want} of input_ids, got {got}")
+    if not is_encoder_decoder and bool((token_types != 0).any()):
+        raise GenerationError("token_type_ids of a decoder-only prompt must be 0 (pygen does not carry other "
+                              "segment ids into generated tokens)")
 
 
 def _encoder_hidden_states(encoder_outputs: Any) -> Optional[Tensor]:

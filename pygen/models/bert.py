@@ -521,15 +521,18 @@ class BertStackMixin:
         return hidden, all_hidden, cache if use_cache else None
 
     @torch.no_grad()
-    def encode_unpadded(self, input_ids: Tensor, attention_mask: Optional[Tensor]) -> Tensor:
+    def encode_unpadded(self, input_ids: Tensor, attention_mask: Optional[Tensor],
+                        token_type_ids: Optional[Tensor] = None) -> Tensor:
         """Generation's encoder pass (inside an EncoderDecoderModel): ``forward``'s last hidden state
         at the real tokens and zeros at the padding, which only masked cross-attention keys read.
         The layers run on the real tokens only (:mod:`pygen.models._unpadded`); in training mode
         (dropout) or for a decoder this is ``forward``."""
+        types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         if self.training or self.config.is_decoder:
-            return self(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
-        self._check_inputs(input_ids, None, attention_mask, None, None, None, None, None)
-        hidden = self.embeddings(input_ids=input_ids, position_ids=None, inputs_embeds=None, past_key_values_length=0)
+            return self(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **types).last_hidden_state
+        self._check_inputs(input_ids, None, attention_mask, token_type_ids, None, None, None, None)
+        hidden = self.embeddings(input_ids=input_ids, position_ids=None, inputs_embeds=None, past_key_values_length=0,
+                                 **types)
         rows = TokenRows.of(attention_mask)
         if rows is not None:
             hidden = rows.pack(hidden)

@@ -365,8 +365,9 @@ class EncoderDecoderModel(GenerationMixin, PreTrainedModel):
         return out if (self.config.return_dict if return_dict is None else return_dict) else out.to_tuple()
 
     # ---- generation protocol (pygen.generation.protocol) --------------------------------
-    def gen_encode(self, input_ids: Tensor, attention_mask: Optional[Tensor]) -> Tensor:
-        return self.encoder.encode_unpadded(input_ids, attention_mask)
+    def gen_encode(self, input_ids: Tensor, attention_mask: Optional[Tensor],
+                   token_type_ids: Optional[Tensor] = None) -> Tensor:
+        return self.encoder.encode_unpadded(input_ids, attention_mask, token_type_ids)
 
     def gen_new_cache(self, encoder_hidden_states: Tensor, encoder_attention_mask: Optional[Tensor],
                       batch_size: int, kv_group: int, capacity: int) -> KVCache:
