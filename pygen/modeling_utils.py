@@ -6,6 +6,7 @@ mismatch is an error, and tied weights are re-tied after loading.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from pathlib import Path
@@ -221,6 +222,10 @@ class PreTrainedModel(nn.Module):
             raise TypeError(f"{cls.__name__}.from_pretrained takes one positional argument (the path)")
         directory = resolve_pretrained(name_or_path, overrides)
         overrides.pop("attn_implementation", None)  # pygen always runs its own kernels
+        # Arguments of the model's constructor (BertModel's add_pooling_layer) go to it, as in
+        # transformers; the other overrides are config fields.
+        init_names = set(inspect.signature(cls.__init__).parameters) - {"self", "config", "args", "kwargs"}
+        init_kwargs = {name: overrides.pop(name) for name in list(overrides) if name in init_names}
         device = _device_from_map(overrides.pop("device_map", None), device)
         if config is None:
             config = cls.config_class.from_pretrained(directory, **overrides)
@@ -230,7 +235,7 @@ class PreTrainedModel(nn.Module):
             dtype = "auto" if torch_dtype is None else torch_dtype
         target_dtype = parse_dtype(dtype, config)  # "auto" waits for the weights; other values fail early
         try:
-            model = cls._from_config_for_loading(config)
+            model = cls._from_config_for_loading(config, **init_kwargs)
         except PygenError:
             raise
         except (ArithmeticError, AssertionError, AttributeError, IndexError, KeyError, TypeError, ValueError,
@@ -267,8 +272,8 @@ class PreTrainedModel(nn.Module):
         return model
 
     @classmethod
-    def _from_config_for_loading(cls, config: PretrainedConfig):
-        return cls(config)
+    def _from_config_for_loading(cls, config: PretrainedConfig, **init_kwargs: Any):
+        return cls(config, **init_kwargs)
 
     @classmethod
     def from_config(cls, config: PretrainedConfig):

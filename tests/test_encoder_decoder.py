@@ -339,6 +339,14 @@ def test_from_encoder_decoder_pretrained_kwargs(tmp_path):
     for bad in ("decoder_not_a_field", "decoder_start_token_id"):
         with pytest.raises(ConfigError, match="BertConfig has no field"):
             ped.EncoderDecoderModel.from_encoder_decoder_pretrained(tmp_path / "enc", tmp_path / "dec", **{bad: 1})
+    # Constructor arguments reach the sub-model's constructor, as in transformers.
+    kwargs = dict(encoder_add_pooling_layer=False)
+    ours = ped.EncoderDecoderModel.from_encoder_decoder_pretrained(tmp_path / "enc", tmp_path / "dec", **kwargs)
+    hf = transformers.EncoderDecoderModel.from_encoder_decoder_pretrained(str(tmp_path / "enc"),
+                                                                          str(tmp_path / "dec"), **kwargs)
+    assert ours.encoder.pooler is None and hf.encoder.pooler is None
+    assert pb.BertModel.from_pretrained(tmp_path / "dec", add_pooling_layer=False).pooler is None
+    assert pb.BertModel.from_pretrained(tmp_path / "dec").pooler is not None
 
 
 # ---- errors ------------------------------------------------------------------------------

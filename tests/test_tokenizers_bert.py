@@ -96,3 +96,18 @@ def test_loads_what_transformers_saves(minilm, tmp_path):
     ref.save_pretrained(str(tmp_path))
     ours = BertTokenizer.from_pretrained(tmp_path)
     assert_strings_parity(ours, ref, corpus()[:300], pairs=False)
+
+
+@pytest.mark.parametrize("stride", [0, 1, 3])
+def test_overflowing_tokens(minilm, stride):
+    """return_overflowing_tokens: the cut-off windows as extra rows, with overflow_to_sample_mapping."""
+    ours, ref = minilm
+    texts = corpus()[:6]
+    for kwargs in (dict(truncation=True, max_length=9), dict(truncation=True, max_length=8, padding=True),
+                   dict(truncation=True, max_length=10, return_tensors="pt", padding="max_length")):
+        kwargs.update(return_overflowing_tokens=True, stride=stride)
+        assert_same_encoding(ours(texts, **kwargs), ref(texts, **kwargs), kwargs)
+        assert_same_encoding(ours(texts[0], **kwargs), ref(texts[0], **kwargs), kwargs)  # stays batched
+        pairs = (["a question?"] * len(texts), texts)
+        kwargs["truncation"] = "only_second"
+        assert_same_encoding(ours(*pairs, **kwargs), ref(*pairs, **kwargs), kwargs)

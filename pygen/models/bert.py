@@ -395,9 +395,9 @@ class BertFamilyPreTrainedModel(PreTrainedModel):
             self.init_weights()
 
     @classmethod
-    def _from_config_for_loading(cls, config: PretrainedConfig):
+    def _from_config_for_loading(cls, config: PretrainedConfig, **init_kwargs: Any):
         with skip_init():
-            return cls(config)
+            return cls(config, **init_kwargs)
 
     @classmethod
     def remap_state_dict(cls, state: dict[str, Tensor], config: PretrainedConfig) -> dict[str, Tensor]:

@@ -200,9 +200,9 @@ class EncoderDecoderModel(GenerationMixin, PreTrainedModel):
         self.tie_weights()
 
     @classmethod
-    def _from_config_for_loading(cls, config: EncoderDecoderConfig):
+    def _from_config_for_loading(cls, config: EncoderDecoderConfig, **init_kwargs: Any):
         with skip_init():
-            return cls(config)
+            return cls(config, **init_kwargs)
 
     @classmethod
     def remap_state_dict(cls, state: dict[str, Tensor], config: PretrainedConfig) -> dict[str, Tensor]:

@@ -310,6 +310,7 @@ class EncodeRequest:
     return_offsets_mapping: bool
     return_length: bool
     is_split_into_words: bool
+    return_overflowing_tokens: bool = False
 
 
 class _SpecialToken:
@@ -535,6 +536,7 @@ class PreTrainedTokenizerBase:
         return_tensors: str | None = None,
         return_token_type_ids: bool | None = None,
         return_attention_mask: bool | None = None,
+        return_overflowing_tokens: bool = False,
         return_special_tokens_mask: bool = False,
         return_offsets_mapping: bool = False,
         return_length: bool = False,
@@ -543,7 +545,9 @@ class PreTrainedTokenizerBase:
         """Tokenize a string, a batch of strings, or pairs of them (``text_pair``).
 
         ``text_target`` is encoded the same way and returned as ``labels`` (or alone
-        when ``text`` is None), as for seq2seq training.
+        when ``text`` is None), as for seq2seq training. ``return_overflowing_tokens`` (tokenizers
+        with a ``tokenizers`` backend): what truncation cuts off comes back as further rows, windows
+        overlapping by ``stride`` tokens, with ``overflow_to_sample_mapping`` naming each row's input.
         """
         if text is None and text_target is None:
             raise InputError("You need to specify either `text` or `text_target`.")
@@ -559,6 +563,7 @@ class PreTrainedTokenizerBase:
             return_tensors=return_tensors,
             return_token_type_ids=return_token_type_ids,
             return_attention_mask=return_attention_mask,
+            return_overflowing_tokens=return_overflowing_tokens,
             return_special_tokens_mask=return_special_tokens_mask,
             return_offsets_mapping=return_offsets_mapping,
             return_length=return_length,

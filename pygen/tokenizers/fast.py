@@ -170,6 +170,10 @@ class TokenizersBackend(PreTrainedTokenizerBase):
         except Exception as exc:  # the Rust side raises plain Exception/TypeError
             raise InputError(f"Could not tokenize the input: {exc}") from exc
 
+        mapping = None
+        if request.return_overflowing_tokens:  # each input's overflow windows become rows after it
+            mapping = [i for i, e in enumerate(encodings) for _ in range(1 + len(e.overflowing))]
+            encodings = [row for e in encodings for row in [e, *e.overflowing]]
         data: dict[str, list] = {"input_ids": [e.ids for e in encodings]}
         if request.return_token_type_ids:
             data["token_type_ids"] = [e.type_ids for e in encodings]
@@ -181,10 +185,12 @@ class TokenizersBackend(PreTrainedTokenizerBase):
             data["offset_mapping"] = [e.offsets for e in encodings]
         if request.return_length:
             data["length"] = [len(e.ids) for e in encodings]
+        if mapping is not None:
+            data["overflow_to_sample_mapping"] = mapping
         for ids in data["input_ids"]:
             self._warn_if_too_long(ids, request.max_length, verbose)
 
-        if not is_batched and request.return_tensors is None:
+        if not is_batched and request.return_tensors is None and mapping is None:
             return BatchEncoding({key: value[0] for key, value in data.items()}, encodings)
         return BatchEncoding(data, encodings, tensor_type=request.return_tensors)
 

@@ -271,6 +271,8 @@ class PythonBackend(PreTrainedTokenizerBase):
             )
         if request.return_offsets_mapping:
             raise InputError(f"return_offsets_mapping is not available for {type(self).__name__}")
+        if request.return_overflowing_tokens:
+            raise InputError(f"return_overflowing_tokens is not available for {type(self).__name__}")
         self._warn_if_too_long(sequence, request.max_length, verbose)
         if request.padding != "do_not_pad" or request.return_attention_mask:
             encoded = self._pad_one(
