@@ -341,6 +341,11 @@ OPTIONS = {
 }
 # Processors applied around the fused kernel (torch ops), in transformers' order.
 OPTIONS.update({
+    # [2, 39] / [4, 39]: completed right after BART's / the EncoderDecoderModels' decoder start token
+    "sequence_bias": dict(sequence_bias=[[[39], 2.5], [[2, 39], 6.0], [[4, 39], 6.0], [[39, 18, 42], 3.0],
+                                         [[18], -1.5], [[18], 1.0]], max_new_tokens=12),
+    "sequence_bias-dict": dict(sequence_bias={(39,): -2.0, (2, 61): 5.0, (4, 61): 5.0, (61, 7): 4.0},
+                               max_new_tokens=12),
     "remove_invalid_values": dict(remove_invalid_values=True, bad_words_ids=[[39]], max_new_tokens=10),
     "exponential_decay_length_penalty": dict(exponential_decay_length_penalty=(2, 1.6), max_new_tokens=14),
     "suppress_tokens": dict(suppress_tokens=[39, 18, 7, 61], max_new_tokens=12),

@@ -30,6 +30,7 @@ FIELDS = (
     "encoder_repetition_penalty", "length_penalty", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size",
     "bad_words_ids", "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values",
     "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens", "renormalize_logits",
+    "sequence_bias",
     # special tokens
     "bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id",
     # outputs
@@ -39,7 +40,7 @@ FIELDS = (
 # transformers fields pygen does not implement: accepted in files while unset or neutral, rejected
 # by generate() otherwise (the value that means "off" is given).
 UNSUPPORTED = {
-    "max_time": None, "stop_strings": None, "top_h": None, "sequence_bias": None, "guidance_scale": 1.0,
+    "max_time": None, "stop_strings": None, "top_h": None, "guidance_scale": 1.0,
     "token_healing": False,
     "watermarking_config": None, "num_beam_groups": 1, "diversity_penalty": 0.0, "constraints": None,
     "force_words_ids": None, "penalty_alpha": None, "dola_layers": None, "prompt_lookup_num_tokens": None,
@@ -118,6 +119,8 @@ class GenerationConfig:
                     or any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for w in words for t in w)):
                 raise GenerationError(
                     f"`bad_words_ids` must be a non-empty list of non-empty lists of token ids, got {words!r}")
+        if self.sequence_bias is not None:
+            sequence_bias_pairs(self.sequence_bias)
         for name in ("suppress_tokens", "begin_suppress_tokens"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (list, tuple))
@@ -235,6 +238,24 @@ class GenerationConfig:
 
     def __repr__(self) -> str:
         return f"GenerationConfig {json.dumps(self.to_diff_dict(), indent=2, sort_keys=True)}"
+
+
+def sequence_bias_pairs(sequence_bias: Any) -> list[tuple[tuple[int, ...], float]]:
+    """``sequence_bias`` as (token ids, bias) pairs, from transformers' two spellings: a list of
+    ``[[ids...], bias]`` (what generation_config.json holds) or a dict ``{(ids...): bias}``. A
+    sequence given twice keeps its last bias, as in transformers."""
+    def is_ids(ids):
+        return bool(ids) and all(not isinstance(t, bool) and isinstance(t, int) and t >= 0 for t in ids)
+
+    if isinstance(sequence_bias, dict) and sequence_bias:
+        if all(isinstance(k, tuple) and is_ids(k) and isinstance(v, float) for k, v in sequence_bias.items()):
+            return list(sequence_bias.items())
+    elif isinstance(sequence_bias, (list, tuple)) and sequence_bias:
+        if all(isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], list) and is_ids(p[0])
+               and isinstance(p[1], float) for p in sequence_bias):
+            return list({tuple(ids): bias for ids, bias in sequence_bias}.items())
+    raise GenerationError("`sequence_bias` must be a non-empty list of [[token ids...], float bias] pairs (or a "
+                          f"dict {{(token ids...): float bias}}), got {sequence_bias!r}")
 
 
 def _check_free_name(key: str) -> None:

@@ -14,11 +14,12 @@ from torch import Tensor
 
 from .. import ops
 from ..errors import GenerationError
+from .config import sequence_bias_pairs
 
 
 class LogitsProcessor:
-    """transformers' processor list for one ``generate()`` call, in transformers' order: encoder
-    repetition penalty, then the fused kernel (repetition penalty, no-repeat n-grams, encoder
+    """transformers' processor list for one ``generate()`` call, in transformers' order: sequence
+    bias, encoder repetition penalty, then the fused kernel (repetition penalty, no-repeat n-grams, encoder
     no-repeat n-grams, bad words, min length / min new tokens, forced BOS, forced EOS), then
     NaN/inf removal, exponential decay length penalty, suppressed tokens and begin-suppressed
     tokens, then the caller's ``custom`` processors. ``prefix_allowed_tokens_fn`` masks between
@@ -70,6 +71,9 @@ class LogitsProcessor:
             check_ids("forced_eos_token_id", forced)
             self.forced_eos = ids_tensor(forced)
         # The processors around the kernel, as transformers writes them (torch ops, rarely used).
+        self.sequence_bias = None
+        if config.sequence_bias is not None:
+            self.sequence_bias = SequenceBias(sequence_bias_pairs(config.sequence_bias), vocab_size, device)
         self.encoder_penalty = None
         if source_ids is not None and config.encoder_repetition_penalty != 1.0:
             self.encoder_penalty = 1.0 / float(config.encoder_repetition_penalty)
@@ -104,10 +108,14 @@ class LogitsProcessor:
             forced = self.forced_eos
         elif self.forced_bos is not None and cur_len == 1:
             forced = self.forced_bos
-        if self.encoder_penalty is not None:  # before the kernel's processors, after beam search's log-softmax
+        if self.sequence_bias is not None or self.encoder_penalty is not None:
+            # before the kernel's processors, after beam search's log-softmax
             logits = logits.float()
             if log_softmax:
                 logits, log_softmax = logits.log_softmax(dim=-1), False
+        if self.sequence_bias is not None:
+            logits = self.sequence_bias(input_ids, logits)
+        if self.encoder_penalty is not None:
             ids = self.encoder_ids.repeat_interleave(logits.shape[0] // self.encoder_ids.shape[0], dim=0)
             score = torch.gather(logits, 1, ids)
             score = torch.where(score < 0, score * self.encoder_penalty, score / self.encoder_penalty)
@@ -153,6 +161,39 @@ class LogitsProcessor:
         constrained = scores + mask
         stuck = constrained.amax(dim=-1).isneginf().view(-1, self.num_beams).all(dim=-1, keepdim=True)
         return torch.where(stuck.repeat_interleave(self.num_beams, dim=0), mask, constrained)
+
+
+class SequenceBias:
+    """transformers' ``SequenceBiasLogitsProcessor``: a bias on each token that completes one of the
+    listed sequences (single tokens always), added as one bias row built in the same order."""
+
+    def __init__(self, pairs: list[tuple[tuple[int, ...], float]], vocab_size: int, device: torch.device):
+        bad = [t for ids, _ in pairs for t in ids if t >= vocab_size]
+        if bad:
+            raise GenerationError(f"`sequence_bias` holds ids outside the vocabulary [0, {vocab_size}): {bad}")
+        self.single = torch.zeros(vocab_size, dtype=torch.float, device=device)
+        singles = [(ids[0], bias) for ids, bias in pairs if len(ids) == 1]
+        if singles:
+            self.single[[t for t, _ in singles]] = torch.tensor([b for _, b in singles], device=device)
+        by_prefix: dict[int, list] = {}
+        for ids, bias in pairs:
+            if len(ids) > 1:
+                by_prefix.setdefault(len(ids) - 1, []).append((ids, bias))
+        self.groups = [(torch.tensor([ids[:-1] for ids, _ in group], device=device),
+                        torch.tensor([ids[-1] for ids, _ in group], device=device),
+                        torch.tensor([bias for _, bias in group], dtype=torch.float, device=device))
+                       for group in by_prefix.values()]
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        bias = torch.zeros_like(scores)
+        bias += self.single
+        for prefixes, last_tokens, biases in self.groups:
+            n = prefixes.shape[1]
+            if n > input_ids.shape[1]:
+                continue
+            completes = (input_ids[:, None, -n:] == prefixes).all(dim=-1)
+            bias.index_add_(1, last_tokens, torch.where(completes, biases, 0.0).to(bias.dtype))
+        return scores + bias
 
 
 def warp(scores: Tensor, *, temperature: float = 1.0, top_k: Optional[int] = None, top_p: float = 1.0,

@@ -68,7 +68,7 @@ class GenerationMixin:
                 forced_bos_token_id, forced_eos_token_id, decoder_start_token_id, bos/eos/pad_token_id,
                 do_sample, temperature, top_k, top_p, min_p, typical_p, epsilon_cutoff, eta_cutoff,
                 encoder_repetition_penalty, remove_invalid_values, exponential_decay_length_penalty,
-                suppress_tokens, begin_suppress_tokens, renormalize_logits, output_scores, output_logits,
+                suppress_tokens, begin_suppress_tokens, renormalize_logits, sequence_bias, output_scores, output_logits,
                 return_dict_in_generate) and model inputs: ``attention_mask``, ``encoder_outputs``
                 (encoder-decoder: skip the encoder), ``decoder_input_ids`` (decoder prompt),
                 ``token_type_ids`` (what a BERT tokenizer returns: the encoder's segment ids; a
