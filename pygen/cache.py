@@ -33,6 +33,10 @@ class KVCache:
         self.cross: list[Optional[tuple[Tensor, Tensor]]] = [None] * num_layers
         self.cross_mask: Optional[Tensor] = None  # [source_batch, source_len] bool
         self.kv_group = 1  # query rows per cross-attention row (num_beams)
+        # Generation's caches (gen_new_cache) hold their source: later steps cross-attend to it
+        # without being given encoder_hidden_states. A forward() given none skips cross-attention,
+        # as transformers' decoders do.
+        self.attends_cached_source = False
         self.reallocations = 0  # buffer growths; stays 0 when capacity was sized up front
 
     def get_seq_length(self) -> int:

@@ -486,6 +486,22 @@ def test_incremental_decoding_equals_full_forward():
     assert_close(torch.cat(pieces, dim=1), full.logits)
 
 
+def test_cached_decoder_without_encoder_states_skips_cross_attention():
+    """As transformers: a cached decoder forward given no encoder_hidden_states runs no
+    cross-attention (only generation's caches attend to the source they hold)."""
+    hf, ours = make_pair("BartModel", "gelu", seed=19)
+    ids, mask, dec_ids, _ = random_batch(2, 9, 7, seed=19)
+
+    def second_step(model):
+        enc = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        first = model.decoder(input_ids=dec_ids[:, :4], encoder_hidden_states=enc, encoder_attention_mask=mask,
+                              use_cache=True)
+        return model.decoder(input_ids=dec_ids[:, 4:], past_key_values=first.past_key_values).last_hidden_state
+
+    with torch.no_grad():
+        assert_close(second_step(ours), second_step(hf))
+
+
 @pytest.mark.parametrize("beams", [1, 3])
 def test_generation_protocol_seq2seq(beams):
     hf, ours = make_pair("BartForConditionalGeneration", "gelu_new-scaled", seed=18)

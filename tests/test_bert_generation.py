@@ -199,6 +199,22 @@ def test_forward_cache_continues_like_transformers():
         assert_close(torch.cat([first.logits, rest.logits], 1), hf(ids).logits)
 
 
+@pytest.mark.parametrize("family", ["bert", "bert-generation"])
+def test_forward_cache_without_encoder_states_skips_cross_attention(family):
+    """As transformers: a cached forward given no encoder_hidden_states runs no cross-attention
+    (only generation's caches attend to the source they hold)."""
+    hf, ours = make_pair(family, "lm", seed=21, is_decoder=True, add_cross_attention=True)
+    ids, _ = random_batch(2, 9, seed=22, pad=0)
+    enc = torch.randn(2, 5, SMALL["hidden_size"], generator=torch.Generator().manual_seed(23))
+
+    def second_step(model):
+        first = model(ids[:, :6], encoder_hidden_states=enc, use_cache=True)
+        return model(ids[:, 6:], past_key_values=first.past_key_values).logits
+
+    with torch.no_grad():
+        assert_close(second_step(ours), second_step(hf), atol=1e-5)
+
+
 # ---- loading checkpoints -----------------------------------------------------------------
 def minilm_ids():
     tokenizer = BertTokenizer.from_pretrained(MINILM)

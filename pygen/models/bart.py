@@ -359,10 +359,11 @@ class BartDecoderLayer(nn.Module):
         hidden_states = F.dropout(hidden_states, p=self.dropout, training=self.training)
         hidden_states = self.self_attn_layer_norm(residual + hidden_states)
 
-        # Cross-attention runs when there is a source: given now, or cached by an earlier call.
+        # Cross-attention runs when there is a source: given now, or held by a generation cache.
         cross_attn_weights = None
-        has_cached_source = past_key_values is not None and past_key_values.get_cross(self.layer_idx) is not None
-        if encoder_hidden_states is not None or has_cached_source:
+        cached_source = past_key_values is not None and past_key_values.attends_cached_source \
+            and past_key_values.get_cross(self.layer_idx) is not None
+        if encoder_hidden_states is not None or cached_source:
             residual = hidden_states
             hidden_states, cross_attn_weights = self.encoder_attn(
                 hidden_states, key_value_states=encoder_hidden_states, past_key_values=past_key_values,
@@ -600,6 +601,7 @@ class BartDecoder(BartPreTrainedModel):
             raise InputError(f"kv_group ({kv_group}) and capacity ({capacity}) must be positive")
         cache = KVCache(len(self.layers), capacity)
         cache.kv_group = kv_group
+        cache.attends_cached_source = True
         if encoder_hidden_states is not None:
             source_batch, source_len = encoder_hidden_states.shape[:2]
             if batch_size != source_batch * kv_group:

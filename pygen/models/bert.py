@@ -294,7 +294,8 @@ class BertLayer(nn.Module):
                 cache: Optional[KVCache], layer_idx: int, rows: Optional[TokenRows] = None) -> Tensor:
         """``rows``: see :meth:`BertSelfAttention.forward`; the rest of the layer works token by token."""
         attention_output = self.attention(hidden_states, attention_mask, causal, cache, layer_idx, rows)
-        has_source = encoder_hidden_states is not None or (cache is not None and cache.get_cross(layer_idx) is not None)
+        has_source = encoder_hidden_states is not None or (
+            cache is not None and cache.attends_cached_source and cache.get_cross(layer_idx) is not None)
         if self.crossattention is not None and has_source:
             attention_output = self.crossattention(attention_output, encoder_hidden_states, encoder_attention_mask,
                                                    cache, layer_idx)
@@ -613,6 +614,7 @@ class BertCausalLMMixin(GenerationMixin):
                       batch_size: int, kv_group: int, capacity: int) -> KVCache:
         cache = KVCache(self.config.num_hidden_layers, capacity)
         cache.kv_group = kv_group
+        cache.attends_cached_source = True
         if encoder_hidden_states is None:
             return cache
         if not self.has_cross_attention:
