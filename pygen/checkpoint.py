@@ -138,21 +138,64 @@ def load_state_dict(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
     )
 
 
-def save_state_dict(state: dict[str, torch.Tensor], directory: str | os.PathLike) -> Path:
-    """Write ``state`` as ``model.safetensors``; tensors sharing storage are written as copies."""
+_SIZE_UNITS = {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "KB": 10**3, "MB": 10**6, "GB": 10**9, "B": 1}
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes of ``size``: an int, or a string such as "5GB" (10^9 bytes) or "500MiB" (2^20), as transformers."""
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size
+    if isinstance(size, str):
+        text = size.strip().upper()
+        for unit, factor in _SIZE_UNITS.items():
+            if text.endswith(unit):
+                try:
+                    value = float(text[:-len(unit)])
+                except ValueError:
+                    break
+                if value > 0:
+                    return int(value * factor)
+    raise CheckpointError(f"max_shard_size must be a positive number of bytes or a string like '5GB', got {size!r}")
+
+
+def save_state_dict(state: dict[str, torch.Tensor], directory: str | os.PathLike,
+                    max_shard_size: int | str = "50GB") -> Path:
+    """Write ``state`` as ``model.safetensors``, or as shards of at most ``max_shard_size`` (a tensor
+    larger than that gets a shard of its own) with ``model.safetensors.index.json``, named as
+    transformers names them. Tensors sharing storage are written as copies."""
     from safetensors.torch import save_file
 
+    limit = parse_size(max_shard_size)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     seen: set[int] = set()
-    out = {}
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    shard_bytes = 0
     for name, tensor in state.items():
         tensor = tensor.detach()
         ptr = tensor.untyped_storage().data_ptr()
         if ptr in seen or not tensor.is_contiguous():
             tensor = tensor.clone()
         seen.add(tensor.untyped_storage().data_ptr())
-        out[name] = tensor.cpu().contiguous()
-    path = directory / SAFE_WEIGHTS
-    save_file(out, str(path), metadata={"format": "pt"})
+        size = tensor.numel() * tensor.element_size()
+        if shards[-1] and shard_bytes + size > limit:
+            shards.append({})
+            shard_bytes = 0
+        shards[-1][name] = tensor.cpu().contiguous()
+        shard_bytes += size
+    for old in [*directory.glob("model-*-of-*.safetensors"), directory / SAFE_INDEX, directory / SAFE_WEIGHTS]:
+        old.unlink(missing_ok=True)  # what an earlier save with other shards left
+    if len(shards) == 1:
+        path = directory / SAFE_WEIGHTS
+        save_file(shards[0], str(path), metadata={"format": "pt"})
+        return path
+    weight_map, total = {}, 0
+    for i, shard in enumerate(shards, 1):
+        file = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(directory / file), metadata={"format": "pt"})
+        for name, tensor in shard.items():
+            weight_map[name] = file
+            total += tensor.numel() * tensor.element_size()
+    path = directory / SAFE_INDEX
+    path.write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
     return path

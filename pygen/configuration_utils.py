@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, ClassVar
 
 from .errors import ConfigError, PygenError
 from .hub import resolve_pretrained
+
+logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 
@@ -128,6 +131,10 @@ class PretrainedConfig:
                 kwargs[self.attribute_map[key]] = kwargs.pop(key)
         fields = {**COMMON_DEFAULTS, **self.defaults}
         name = type(self).__name__
+        labels, count = kwargs.get("id2label"), kwargs.get("num_labels")
+        if isinstance(labels, dict) and isinstance(count, int) and len(labels) != count:
+            logger.warning("%s: num_labels=%d does not match the %d entries of id2label; the labels become "
+                           "LABEL_0..LABEL_%d (as in transformers)", name, count, len(labels), count - 1)
         for key, default in fields.items():
             value = kwargs.pop(key, copy.deepcopy(default))
             object.__setattr__(self, key, _check_type(name, key, value, default))

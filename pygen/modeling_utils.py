@@ -56,6 +56,7 @@ class PreTrainedModel(nn.Module):
     # Name of the base model attribute (``model`` in BartForConditionalGeneration), used to
     # load a base checkpoint into a head model and the reverse.
     base_model_prefix: ClassVar[str] = ""
+    main_input_name: ClassVar[str] = "input_ids"  # the name of the first forward input (transformers')
     # Parameter name -> the parameter it is tied to (when config.tie_word_embeddings).
     tied_weights: ClassVar[dict[str, str]] = {}
     # Checkpoint keys that are expected to be absent from the model and need no warning.
@@ -108,6 +109,11 @@ class PreTrainedModel(nn.Module):
 
     def get_output_embeddings(self) -> nn.Module | None:
         return None
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        """Whether ``generate()`` works for this class (it implements the generation protocol)."""
+        return hasattr(cls, "gen_step") and hasattr(cls, "generate")
 
     @property
     def base_model(self) -> nn.Module:
@@ -279,18 +285,21 @@ class PreTrainedModel(nn.Module):
     def from_config(cls, config: PretrainedConfig):
         return cls(config)
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **_: Any) -> None:
-        """Write ``config.json``, ``generation_config.json`` and ``model.safetensors``."""
+    def save_pretrained(self, save_directory: str | os.PathLike, max_shard_size: int | str = "50GB",
+                        **_: Any) -> None:
+        """Write ``config.json``, ``generation_config.json`` and ``model.safetensors`` (or shards of
+        at most ``max_shard_size``, e.g. "2GB", with their index, as transformers)."""
         path = Path(save_directory)
         path.mkdir(parents=True, exist_ok=True)
         self.config.architectures = [type(self).__name__]
+        self.config.dtype = str(self.dtype).removeprefix("torch.")  # what dtype="auto" loads back
         self.config.save_pretrained(path)
         self.generation_config.save_pretrained(path)
         state = self.state_dict()
         if getattr(self.config, "tie_word_embeddings", True):
             for target in self.tied_weights:
                 state.pop(target, None)
-        save_state_dict(state, path)
+        save_state_dict(state, path, max_shard_size)
 
 
 def _device_from_map(device_map: Any, device: Any) -> Any:

@@ -188,7 +188,10 @@ def test_config_reads_and_writes_every_field(tmp_path):
 
 def test_config_num_labels():
     assert pb.BartConfig(num_labels=5).num_labels == 5
-    assert pb.BartConfig(id2label={0: "a", 1: "b"}, num_labels=5).id2label == {0: "a", 1: "b"}
+    for kwargs in (dict(id2label={0: "a", 1: "b"}, num_labels=5), dict(id2label={0: "a", 1: "b"}, num_labels=2),
+                   dict(id2label={0: "a", 1: "b", 2: "c"}), dict(num_labels=4), {}):
+        ours, ref = pb.BartConfig(**kwargs), transformers.BartConfig(**kwargs)  # given both, num_labels wins
+        assert (ours.num_labels, ours.id2label, ours.label2id) == (ref.num_labels, ref.id2label, ref.label2id)
     config = pb.BartConfig()
     config.num_labels = 2
     assert config.id2label == {0: "LABEL_0", 1: "LABEL_1"} and config.label2id == {"LABEL_0": 0, "LABEL_1": 1}

@@ -237,7 +237,8 @@ def _module_path(root: nn.Module, module: nn.Module) -> str:
 
 
 def test_get_encoder_and_get_decoder_as_transformers():
-    """PreTrainedModel.get_encoder / get_decoder return the submodule transformers' do, by path."""
+    """PreTrainedModel.get_encoder / get_decoder return the submodule transformers' do, by path;
+    can_generate() and main_input_name agree too."""
     transformers = pytest.importorskip("transformers")
     bert = dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
     bart = dict(vocab_size=50, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
@@ -257,6 +258,8 @@ def test_get_encoder_and_get_decoder_as_transformers():
         for part in ("get_encoder", "get_decoder"):
             want = _module_path(ref, getattr(ref, part)())
             assert _module_path(ours, getattr(ours, part)()) == want, f"{model_name}.{part}()"
+        assert type(ours).can_generate() == type(ref).can_generate(), model_name
+        assert type(ours).main_input_name == type(ref).main_input_name, model_name
     pair = transformers.EncoderDecoderModel(encoder=transformers.BertModel(transformers.BertConfig(**bert)),
                                             decoder=transformers.BertLMHeadModel(transformers.BertConfig(
                                                 **bert, is_decoder=True, add_cross_attention=True)))
@@ -280,3 +283,29 @@ def test_default_dtype_is_the_checkpoints(tmp_path, saved):
     config.pop("dtype", None)
     (tmp_path / "config.json").write_text(json.dumps(config))
     assert ToyModel.from_pretrained(tmp_path).dtype == saved  # read off the weights
+
+
+@pytest.mark.parametrize("max_shard_size", [200, "1KB", "0.5KiB"])
+def test_save_pretrained_shards_as_transformers_reads_them(tmp_path, max_shard_size):
+    """save_pretrained(max_shard_size=...) writes transformers' shard names and index; both libraries
+    load them back, and a later unsharded save replaces the shards."""
+    transformers = pytest.importorskip("transformers")
+    config = pygen.BartConfig(vocab_size=60, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                              decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16)
+    model = pygen.BartForConditionalGeneration(config).eval()
+    model.save_pretrained(tmp_path, max_shard_size=max_shard_size)
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    shards = sorted(set(index["weight_map"].values()))
+    assert len(shards) > 1 and shards[0] == f"model-00001-of-{len(shards):05d}.safetensors"
+    assert not (tmp_path / "model.safetensors").exists()
+    ids = torch.randint(3, 60, (2, 7))
+    with torch.no_grad():
+        want = model(input_ids=ids).logits
+        for loaded in (pygen.BartForConditionalGeneration.from_pretrained(tmp_path),
+                       transformers.BartForConditionalGeneration.from_pretrained(tmp_path)):
+            torch.testing.assert_close(loaded(input_ids=ids).logits, want, rtol=1e-5, atol=1e-5)
+    model.half().save_pretrained(tmp_path)
+    assert not list(tmp_path.glob("model-*-of-*.safetensors")) and (tmp_path / "model.safetensors").is_file()
+    assert pygen.BartForConditionalGeneration.from_pretrained(tmp_path).dtype == torch.float16
+    with pytest.raises(CheckpointError, match="max_shard_size"):
+        model.save_pretrained(tmp_path, max_shard_size="lots")

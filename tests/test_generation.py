@@ -382,6 +382,28 @@ def test_options(models, option, strategy):
         compare(models, kind, batch=3, seed=len(option), **kw)
 
 
+def test_max_length_beyond_positions_fails_only_when_reached(tmp_path):
+    """As transformers: max_length may exceed the decoder's position table as long as every sequence
+    ends before it; one still running there is a GenerationError (transformers: an IndexError)."""
+    ref = build_reference("bart", seed=3, max_positions=14)
+    ref.save_pretrained(tmp_path)
+    ours = pygen.BartForConditionalGeneration.from_pretrained(tmp_path).eval()
+    outcomes = set()
+    for seed in range(4):
+        ids, mask = inputs("bart", ref, 1, 8, seed)
+        for kwargs in (dict(max_new_tokens=30), dict(max_new_tokens=30, num_beams=3, **SCORES)):
+            try:
+                want = ref.generate(ids, attention_mask=mask, **kwargs)
+            except IndexError:
+                with pytest.raises(GenerationError, match="still running when they ran out"):
+                    ours.generate(ids, attention_mask=mask, **kwargs)
+                outcomes.add("error")
+                continue
+            assert_same_output(want, ours.generate(ids, attention_mask=mask, **kwargs), f"seed {seed} {kwargs}")
+            outcomes.add("finished")
+    assert outcomes == {"error", "finished"}
+
+
 def test_decoder_prompt(models):
     """decoder_input_ids continue a given decoder prefix (the start token is prepended when missing)."""
     ref_model, ours_model = models("bart")

@@ -97,7 +97,7 @@ def _embeds(kwargs, family, value):
 
 FORWARD_CASES = {
     # name: (argument the message must name, transform of valid kwargs)
-    "id < 0": (None, lambda kw, f: _main(kw, f, lambda ids: ids - 100)),
+    "id < 0": (None, lambda kw, f: _main(kw, f, lambda ids: ids - f.vocab)),  # every id (Perceiver's too)
     "id >= vocab": (None, lambda kw, f: _main(kw, f, lambda ids: ids + f.vocab)),
     "float ids": (None, lambda kw, f: _main(kw, f, lambda ids: ids.float())),
     "ids as list": (None, lambda kw, f: _main(kw, f, lambda ids: ids.tolist())),

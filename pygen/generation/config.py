@@ -79,6 +79,10 @@ class GenerationConfig:
         """Reject values no generation can use (what transformers rejects, plus type errors)."""
         def check_int(name: str, low: int) -> None:
             value = getattr(self, name)
+            if name.endswith("_length") and isinstance(value, float) and value.is_integer():
+                # a max_length of 10.0 in a JSON file works in transformers
+                value = int(value)
+                setattr(self, name, value)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
                 raise GenerationError(f"`{name}` must be an integer >= {low}, got {value!r}")
 
@@ -89,14 +93,18 @@ class GenerationConfig:
 
         for name in ("max_length", "num_beams", "num_return_sequences", "max_new_tokens"):
             check_int(name, 1)
-        for name in ("min_length", "min_new_tokens", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "top_k"):
+        for name in ("min_length", "min_new_tokens", "no_repeat_ngram_size", "encoder_no_repeat_ngram_size"):
             check_int(name, 0)
-        check_float("temperature", lambda v: v > 0, "a float > 0 (use do_sample=False for greedy decoding)")
-        check_float("top_p", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
-        check_float("min_p", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
-        check_float("typical_p", lambda v: 0.0 < v <= 1.0, "a float in (0, 1] (1 = off)")
-        for name in ("epsilon_cutoff", "eta_cutoff"):
-            check_float(name, lambda v: 0.0 <= v < 1.0, "a float in [0, 1) (0 = off)")
+        # The sampling warpers' values only matter when sampling: configs written for greedy
+        # decoding may hold any (temperature 0.0, top_k -1...), which transformers ignores too.
+        if self.do_sample:
+            check_int("top_k", 0)
+            check_float("temperature", lambda v: v > 0, "a float > 0 (use do_sample=False for greedy decoding)")
+            check_float("top_p", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
+            check_float("min_p", lambda v: 0.0 <= v <= 1.0, "a float in [0, 1]")
+            check_float("typical_p", lambda v: 0.0 < v <= 1.0, "a float in (0, 1] (1 = off)")
+            for name in ("epsilon_cutoff", "eta_cutoff"):
+                check_float(name, lambda v: 0.0 <= v < 1.0, "a float in [0, 1) (0 = off)")
         for name in ("repetition_penalty", "encoder_repetition_penalty"):
             check_float(name, lambda v: 0 < v < float("inf"), "a finite float > 0")
         check_float("length_penalty", lambda v: v == v and abs(v) != float("inf"), "a finite float")

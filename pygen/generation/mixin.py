@@ -184,7 +184,7 @@ class GenerationMixin:
             name = "decoder_input_ids" if is_encoder_decoder else "input_ids"
             raise GenerationError(f"{name} already has {prompt_len} tokens but `max_length` is {config.max_length}: "
                                   "increase `max_length` or set `max_new_tokens`")
-        _check_positions(self, config, prompt_len, is_encoder_decoder)
+        position_limit = _check_positions(self, config, prompt_len, is_encoder_decoder)
         if config.min_length > config.max_length:
             warnings.warn(f"`min_length` ({config.min_length}) is larger than `max_length` ({config.max_length}): "
                           "generation stops at max_length", UserWarning)
@@ -227,7 +227,7 @@ class GenerationMixin:
                         eos=torch.tensor(eos, dtype=torch.long, device=device) if eos else None, pad_token_id=pad,
                         output_scores=bool(config.return_dict_in_generate and config.output_scores),
                         output_logits=bool(config.return_dict_in_generate and config.output_logits),
-                        stopping_criteria=criteria)
+                        stopping_criteria=criteria, position_limit=position_limit)
         warpers = None
         if config.do_sample:
             keep = (len(eos) + 1 if eos else 2) if beams > 1 else 1
@@ -396,21 +396,25 @@ def _check_encoder_hidden(hidden: Tensor, model_config: Any, device: torch.devic
     return hidden.to(device)
 
 
-def _check_positions(model: Any, config: GenerationConfig, prompt_len: int, is_encoder_decoder: bool) -> None:
-    """``max_length`` must fit the decoder's position table: the last token fed to the model sits at
-    position ``max_length - 2`` (the final one is never fed back), so ``max_length - 1`` positions."""
+def _check_positions(model: Any, config: GenerationConfig, prompt_len: int,
+                     is_encoder_decoder: bool) -> Optional[tuple[int, str]]:
+    """The prompt must fit the decoder's position table. ``max_length`` may not: generating up to
+    it needs ``max_length - 1`` positions (the final token is never fed back), and, as in
+    transformers, that only fails if a sequence still runs when the table ends. Returns (positions,
+    error message) for the loop to check then, or None when ``max_length`` fits."""
     if hasattr(model, "gen_max_positions"):
         limit = model.gen_max_positions()
     else:
         decoder_config = getattr(model.config, "decoder", None) or model.config
         limit = getattr(decoder_config, "max_position_embeddings", None)
     if not isinstance(limit, int) or isinstance(limit, bool) or config.max_length - 1 <= limit:
-        return
+        return None
     name = "decoder_input_ids" if is_encoder_decoder else "input_ids"
     if prompt_len > limit:
         raise InputError(f"`{name}` has {prompt_len} tokens, more than the model's max_position_embeddings "
                          f"({limit})")
     how = (f"`max_new_tokens` ({config.max_new_tokens}) + {prompt_len} tokens of {name}"
            if config.max_new_tokens is not None else f"`max_length` ({config.max_length})")
-    raise GenerationError(f"{how} needs {config.max_length - 1} positions, more than the model's "
-                          f"max_position_embeddings ({limit}): lower `max_new_tokens` / `max_length`")
+    return limit, (f"{how} needs {config.max_length - 1} positions, more than the model's max_position_embeddings "
+                   f"({limit}), and a sequence was still running when they ran out: lower `max_new_tokens` / "
+                   "`max_length`")

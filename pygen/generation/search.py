@@ -38,6 +38,18 @@ class DecodeRun:
     output_scores: bool
     output_logits: bool
     stopping_criteria: list  # the caller's extra criteria (greedy / sampling)
+    # (positions, message) when max_length needs more positions than the decoder has: reaching
+    # them with a sequence still running is an error (transformers fails there too), not before.
+    position_limit: Optional[tuple[int, str]] = None
+
+    def check_positions(self, cur_len: int, finished: Tensor) -> bool:
+        """Before feeding position ``cur_len - 1``: True when the loop must stop because every
+        sequence is done (read now, even where the stop check is deferred); raises when one runs."""
+        if self.position_limit is None or cur_len <= self.position_limit[0]:
+            return False
+        if bool(finished):
+            return True
+        raise GenerationError(self.position_limit[1])
 
 
 class _StopCheck:
@@ -143,7 +155,7 @@ def greedy_or_sample(run: DecodeRun, *, do_sample: bool = False, warpers: Option
         if overshot:
             cur_len -= 1
             del scores[-1:], raw_logits[-1:]
-        if stop:
+        if stop or run.check_positions(cur_len, ~unfinished.any()):
             break
         tokens = next_tokens[:, None]
     return seqs[:, :cur_len], scores, raw_logits
@@ -204,7 +216,7 @@ def beam_search(run: DecodeRun, *, num_beams: int, num_return_sequences: int, le
         stop, overshot = stop_check(done)
         if overshot:
             del scores[-1:], raw_logits[-1:]
-        if stop:
+        if stop or run.check_positions(cur_len, done):
             break
         ops.reorder_rows_(run.cache.keys + run.cache.values, parents, run.cache.length)
         tokens = next_tokens[:, None]

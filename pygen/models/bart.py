@@ -79,11 +79,9 @@ class BartConfig(PretrainedConfig):
         kwargs.setdefault("eos_token_id", 2)
         kwargs.setdefault("forced_eos_token_id", 2)
         # BART's classification head has 3 labels unless a label map says otherwise; given both,
-        # the map wins (as in transformers).
+        # num_labels wins (as in transformers 5).
         if kwargs.get("id2label") is None:
             kwargs.setdefault("num_labels", 3)
-        else:
-            kwargs.pop("num_labels", None)
         super().__init__(**kwargs)
 
     def _validate(self) -> None:
