@@ -10,8 +10,8 @@ import torch
 from pygen.cli import main
 from pygen.demo import make_data
 from pygen.demo.fusion import load_pairs
-from pygen.models.auto import (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM,
-                               architecture_class)
+from pygen.models.auto import (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
+                               AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, architecture_class)
 
 SEED = 1234
 MAX_POSITIONS = 64
@@ -283,6 +283,8 @@ def test_auto_classes(bart_dir, bert2bert_dir, perceiver_dir):
     assert type(AutoModel.from_pretrained(bart_dir)).__name__ == "BartModel"
     assert type(AutoModelForMaskedLM.from_pretrained(bart_dir)).__name__ == "BartForConditionalGeneration"
     assert type(AutoModelForCausalLM.from_pretrained(bart_dir)).__name__ == "BartForCausalLM"
+    assert type(AutoModelForSequenceClassification.from_pretrained(bart_dir)).__name__ == "BartForSequenceClassification"
+    assert type(AutoModelForQuestionAnswering.from_pretrained(bart_dir)).__name__ == "BartForQuestionAnswering"
     assert type(AutoModelForSeq2SeqLM.from_pretrained(bert2bert_dir)).__name__ == "EncoderDecoderModel"
     assert type(AutoModelForMaskedLM.from_pretrained(perceiver_dir)).__name__ == "PerceiverForMaskedLM"
     with pytest.raises(ValueError, match="AutoModelForCausalLM does not support 'perceiver'"):

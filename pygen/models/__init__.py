@@ -1,5 +1,6 @@
 """Model classes, one module per family, with transformers' names."""
-from .auto import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM
+from .auto import (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForQuestionAnswering,
+                   AutoModelForSeq2SeqLM, AutoModelForSequenceClassification)
 from .bart import (BartConfig, BartDecoder, BartEncoder, BartForCausalLM, BartForConditionalGeneration,
                    BartForQuestionAnswering, BartForSequenceClassification, BartModel)
 from .bert import BertConfig, BertLMHeadModel, BertModel
@@ -9,7 +10,8 @@ from .perceiver import PerceiverConfig, PerceiverForMaskedLM, PerceiverModel
 from .roberta import RobertaConfig, RobertaForCausalLM, RobertaModel
 
 __all__ = [
-    "AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM", "AutoModelForSeq2SeqLM",
+    "AutoModel", "AutoModelForCausalLM", "AutoModelForMaskedLM", "AutoModelForQuestionAnswering",
+    "AutoModelForSeq2SeqLM", "AutoModelForSequenceClassification",
     "BartConfig", "BartDecoder", "BartEncoder", "BartForCausalLM", "BartForConditionalGeneration",
     "BartForQuestionAnswering", "BartForSequenceClassification", "BartModel",
     "BertConfig", "BertLMHeadModel", "BertModel",

@@ -51,6 +51,8 @@ CAUSAL_LM_MAPPING: dict[str, tuple[str, ...]] = {
     "roberta": ("RobertaForCausalLM",),
     "bert-generation": ("BertGenerationDecoder",),
 }
+SEQUENCE_CLASSIFICATION_MAPPING: dict[str, tuple[str, ...]] = {"bart": ("BartForSequenceClassification",)}
+QUESTION_ANSWERING_MAPPING: dict[str, tuple[str, ...]] = {"bart": ("BartForQuestionAnswering",)}
 
 
 def read_model_type(name_or_path: str | os.PathLike) -> tuple[str, list[str]]:
@@ -136,3 +138,11 @@ class AutoModelForMaskedLM(_AutoModelBase):
 
 class AutoModelForCausalLM(_AutoModelBase):
     mapping = CAUSAL_LM_MAPPING
+
+
+class AutoModelForSequenceClassification(_AutoModelBase):
+    mapping = SEQUENCE_CLASSIFICATION_MAPPING
+
+
+class AutoModelForQuestionAnswering(_AutoModelBase):
+    mapping = QUESTION_ANSWERING_MAPPING
