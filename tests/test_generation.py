@@ -382,6 +382,24 @@ def test_options(models, option, strategy):
         compare(models, kind, batch=3, seed=len(option), **kw)
 
 
+@pytest.mark.parametrize("kind", ["bart", "roberta2roberta"])
+def test_inputs_embeds_feed_the_encoder(models, kind):
+    """generate(inputs_embeds=...) on an encoder-decoder: the encoder reads them, as in transformers."""
+    ref_model, ours_model = models(kind)
+    ids, mask = inputs(kind, ref_model, 3, 9, seed=11)
+    gen = torch.Generator().manual_seed(12)
+    embeds = ref_model.get_encoder().get_input_embeddings()(ids).detach()
+    embeds = embeds + 0.5 * torch.randn(embeds.shape, generator=gen)  # not any token's embedding
+    for kwargs in (dict(max_new_tokens=10), dict(num_beams=3, max_new_tokens=10, **SCORES)):
+        assert_same_output(ref_model.generate(inputs_embeds=embeds, attention_mask=mask, **kwargs),
+                           ours_model.generate(inputs_embeds=embeds, attention_mask=mask, **kwargs), f"{kind} {kwargs}")
+    with pytest.raises(GenerationError, match="one of `input_ids`, `inputs_embeds`"):
+        ours_model.generate(ids, inputs_embeds=embeds, attention_mask=mask)
+    _, decoder_only = models("bart-causal")
+    with pytest.raises(GenerationError, match="decoder-only"):
+        decoder_only.generate(inputs_embeds=embeds)
+
+
 def test_max_length_beyond_positions_fails_only_when_reached(tmp_path):
     """As transformers: max_length may exceed the decoder's position table as long as every sequence
     ends before it; one still running there is a GenerationError (transformers: an IndexError)."""

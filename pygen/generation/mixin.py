@@ -26,7 +26,8 @@ from .streamers import BaseStreamer
 logger = logging.getLogger("pygen")
 
 # generate() kwargs that are model inputs rather than generation parameters.
-_MODEL_INPUTS = ("input_ids", "attention_mask", "encoder_outputs", "decoder_input_ids", "token_type_ids")
+_MODEL_INPUTS = ("input_ids", "attention_mask", "encoder_outputs", "decoder_input_ids", "token_type_ids",
+                 "inputs_embeds")
 
 # What transformers does with ``generate(field=None)`` for fields that have a global default: the
 # processor or option is off. (None for max_length, num_beams, num_return_sequences,
@@ -70,7 +71,8 @@ class GenerationMixin:
                 encoder_repetition_penalty, remove_invalid_values, exponential_decay_length_penalty,
                 suppress_tokens, begin_suppress_tokens, renormalize_logits, sequence_bias, output_scores, output_logits,
                 return_dict_in_generate) and model inputs: ``attention_mask``, ``encoder_outputs``
-                (encoder-decoder: skip the encoder), ``decoder_input_ids`` (decoder prompt),
+                (encoder-decoder: skip the encoder), ``inputs_embeds`` (encoder-decoder: the encoder's
+                input embeddings instead of ids), ``decoder_input_ids`` (decoder prompt),
                 ``token_type_ids`` (what a BERT tokenizer returns: the encoder's segment ids; a
                 decoder-only prompt takes only zeros, which is what it gets without them).
 
@@ -109,6 +111,15 @@ class GenerationMixin:
         input_ids = inputs if inputs is not None else model_inputs.get("input_ids")
         attention_mask = model_inputs.get("attention_mask")
         encoder_hidden = _encoder_hidden_states(model_inputs.get("encoder_outputs"))
+        if model_inputs.get("inputs_embeds") is not None:
+            if not is_encoder_decoder:
+                raise GenerationError(f"{type(self).__name__} is decoder-only: pygen's generate() takes its prompt as "
+                                      "`input_ids`, not `inputs_embeds`")
+            if input_ids is not None or encoder_hidden is not None:
+                raise GenerationError("pass the source as one of `input_ids`, `inputs_embeds` or `encoder_outputs`")
+            # The encoder reads the embeddings (as in transformers); the rest is the encoder_outputs path.
+            encoder_hidden = self.get_encoder()(inputs_embeds=model_inputs["inputs_embeds"], attention_mask=attention_mask,
+                                                return_dict=True).last_hidden_state
         if not is_encoder_decoder and encoder_hidden is not None:
             raise GenerationError(f"{type(self).__name__} is decoder-only: it takes no `encoder_outputs`")
         if not is_encoder_decoder and model_inputs.get("decoder_input_ids") is not None:
