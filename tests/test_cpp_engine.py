@@ -136,6 +136,22 @@ def test_encode_matches_transformers(cpp, checkpoints, name):
         torch.testing.assert_close(got, want[i, : len(row)].double(), rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("activation", ["gelu_python", "gelu_python_tanh", "gelu_accurate", "gelu_10", "laplace",
+                                        "leaky_relu", "mish", "relu2", "relu6", "hardswish", "sqrtsoftplus", "linear"])
+def test_activations(cpp, tmp_path, activation):
+    """Every activation the Python package knows, in the C++ engine too (BART's feed-forward)."""
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    config = BartConfig(**{**ckpt._bart_config().to_dict(), "activation_function": activation})
+    model = ckpt.randomize(BartForConditionalGeneration(config))
+    model.save_pretrained(tmp_path)
+    rows, ids, mask = batch_of(model, [7, 4], seed=9)
+    kwargs = {"num_beams": 3, "max_new_tokens": 10}
+    with torch.no_grad():
+        want = model.generate(ids, attention_mask=mask, **kwargs).tolist()
+    assert run_cpp(cpp, tmp_path, rows, kwargs)[0] == want
+
+
 def test_other_dtypes(cpp, checkpoints):
     model, path = checkpoints["bart"]
     rows, ids, mask = batch_of(model, [6, 9, 2], seed=5)

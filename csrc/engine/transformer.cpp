@@ -8,15 +8,23 @@
 #include <ATen/ops/cumsum.h>
 #include <ATen/ops/embedding.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/erf.h>
 #include <ATen/ops/gelu.h>
+#include <ATen/ops/hardswish.h>
 #include <ATen/ops/isfinite.h>
 #include <ATen/ops/layer_norm.h>
+#include <ATen/ops/leaky_relu.h>
 #include <ATen/ops/matmul.h>
+#include <ATen/ops/mish.h>
 #include <ATen/ops/ones.h>
+#include <ATen/ops/pow.h>
 #include <ATen/ops/relu.h>
+#include <ATen/ops/relu6.h>
 #include <ATen/ops/sigmoid.h>
 #include <ATen/ops/silu.h>
 #include <ATen/ops/softmax.h>
+#include <ATen/ops/softplus.h>
+#include <ATen/ops/square.h>
 #include <ATen/ops/tanh.h>
 #include <ATen/ops/zeros.h>
 #include <c10/core/TensorOptions.h>
@@ -33,12 +41,17 @@ namespace pygen {
 
 Activation parse_activation(const std::string& name, const std::string& where) {
   static const std::map<std::string, Activation> kNames = {
-      {"gelu", Activation::kGelu},          {"gelu_python", Activation::kGelu},
+      {"gelu", Activation::kGelu},          {"gelu_python", Activation::kGeluErf},
       {"gelu_new", Activation::kGeluTanh},  {"gelu_pytorch_tanh", Activation::kGeluTanh},
       {"gelu_fast", Activation::kGeluTanh}, {"relu", Activation::kRelu},
       {"silu", Activation::kSilu},          {"swish", Activation::kSilu},
       {"tanh", Activation::kTanh},          {"sigmoid", Activation::kSigmoid},
       {"quick_gelu", Activation::kQuickGelu}, {"linear", Activation::kIdentity},
+      {"gelu_python_tanh", Activation::kGeluTanhFormula}, {"gelu_accurate", Activation::kGeluTanhFormula},
+      {"gelu_10", Activation::kGelu10},     {"laplace", Activation::kLaplace},
+      {"leaky_relu", Activation::kLeakyRelu}, {"mish", Activation::kMish},
+      {"relu2", Activation::kRelu2},        {"relu6", Activation::kRelu6},
+      {"hardswish", Activation::kHardswish}, {"sqrtsoftplus", Activation::kSqrtSoftplus},
   };
   auto it = kNames.find(name);
   if (it == kNames.end()) {
@@ -51,6 +64,8 @@ Activation parse_activation(const std::string& name, const std::string& where) {
 
 namespace {
 
+constexpr double kPi = 3.14159265358979323846;
+
 at::Tensor activate(const at::Tensor& x, Activation a) {
   switch (a) {
     case Activation::kGelu: return at::gelu(x);
@@ -61,6 +76,18 @@ at::Tensor activate(const at::Tensor& x, Activation a) {
     case Activation::kSigmoid: return at::sigmoid(x);
     case Activation::kQuickGelu: return x * at::sigmoid(x * 1.702);
     case Activation::kIdentity: return x;
+    // The rest as pygen/activations.py writes them (transformers' ACT2FN).
+    case Activation::kGeluErf: return x * 0.5 * (1.0 + at::erf(x / std::sqrt(2.0)));
+    case Activation::kGeluTanhFormula:
+      return x * 0.5 * (1.0 + at::tanh(std::sqrt(2.0 / kPi) * (x + 0.044715 * at::pow(x, 3.0))));
+    case Activation::kGelu10: return at::clamp(at::gelu(x), -10, 10);
+    case Activation::kLaplace: return 0.5 * (1.0 + at::erf((x - 0.707107).div(0.282095 * std::sqrt(2.0))));
+    case Activation::kLeakyRelu: return at::leaky_relu(x, 0.01);
+    case Activation::kMish: return at::mish(x);
+    case Activation::kRelu2: return at::square(at::relu(x));
+    case Activation::kRelu6: return at::relu6(x);
+    case Activation::kHardswish: return at::hardswish(x);
+    case Activation::kSqrtSoftplus: return at::softplus(x).sqrt();
   }
   return x;
 }

@@ -12,7 +12,10 @@
 
 namespace pygen {
 
-enum class Activation { kGelu, kGeluTanh, kRelu, kSilu, kTanh, kSigmoid, kQuickGelu, kIdentity };
+enum class Activation {
+  kGelu, kGeluTanh, kRelu, kSilu, kTanh, kSigmoid, kQuickGelu, kIdentity,
+  kGeluErf, kGeluTanhFormula, kGelu10, kLaplace, kLeakyRelu, kMish, kRelu2, kRelu6, kHardswish, kSqrtSoftplus
+};
 
 // transformers' ACT2FN names; ConfigError for the ones pygen does not implement.
 Activation parse_activation(const std::string& name, const std::string& where);
