@@ -110,6 +110,56 @@ class PreTrainedModel(nn.Module):
     def get_output_embeddings(self) -> nn.Module | None:
         return None
 
+    # ---- vocabulary size -------------------------------------------------------------------
+    def resize_token_embeddings(self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None,
+                                mean_resizing: bool = True) -> nn.Module:
+        """As transformers: the input embeddings, the output embeddings when not tied to them and
+        their bias get ``new_num_tokens`` rows (rounded up to ``pad_to_multiple_of``); existing rows
+        are kept, added ones are drawn around the old rows' mean (``mean_resizing``, transformers'
+        rule) or as at init. Tied weights stay tied; ``config.vocab_size`` follows. Returns the
+        input embeddings."""
+        embeddings = self.get_input_embeddings()
+        if new_num_tokens is None and pad_to_multiple_of is None:
+            return embeddings
+        size = embeddings.weight.shape[0] if new_num_tokens is None else new_num_tokens
+        for name, value in (("new_num_tokens", size), ("pad_to_multiple_of", pad_to_multiple_of or 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"resize_token_embeddings: {name} must be a positive int, got {value!r}")
+        if pad_to_multiple_of:
+            size = -(-size // pad_to_multiple_of) * pad_to_multiple_of
+        std = getattr(self.config, "initializer_range", None) or getattr(self.config, "init_std", 0.02)
+        with torch.no_grad():
+            self._replace_parameter(embeddings.weight, _resized_rows(embeddings.weight, size, mean_resizing, std))
+            # Every slot of the input embeddings (BART's encoder and decoder copies) becomes this module.
+            owner = self if "set_input_embeddings" in type(self).__dict__ else self.base_model
+            if hasattr(owner, "set_input_embeddings"):
+                owner.set_input_embeddings(embeddings)
+            self.tie_weights()
+            output = self.get_output_embeddings()
+            if output is not None and output.weight.shape[0] != size:
+                self._replace_parameter(output.weight, _resized_rows(output.weight, size, mean_resizing, std))
+            if output is not None and output.bias is not None and output.bias.shape[0] != size:
+                self._replace_parameter(output.bias, _resized_bias(output.bias, size, mean_resizing))
+            self._resize_token_buffers(size)
+        for module in self.modules():
+            if isinstance(module, nn.Embedding) and module.weight is embeddings.weight:
+                module.num_embeddings = size
+            elif output is not None and module is output:
+                module.out_features = size
+        self.config.vocab_size = size
+        return embeddings
+
+    def _replace_parameter(self, old: nn.Parameter, new: torch.Tensor) -> None:
+        """Every module slot holding ``old`` (one weight, tied or not) gets ``new`` instead."""
+        replacement = nn.Parameter(new, requires_grad=old.requires_grad)
+        for module in self.modules():
+            for name, param in module._parameters.items():
+                if param is old:
+                    module._parameters[name] = replacement
+
+    def _resize_token_buffers(self, size: int) -> None:
+        """Per-token buffers beyond the embeddings (BART's final_logits_bias); none by default."""
+
     @classmethod
     def can_generate(cls) -> bool:
         """Whether ``generate()`` works for this class (it implements the generation protocol)."""
@@ -300,6 +350,38 @@ class PreTrainedModel(nn.Module):
             for target in self.tied_weights:
                 state.pop(target, None)
         save_state_dict(state, path, max_shard_size)
+
+
+def _resized_rows(weight: torch.Tensor, size: int, mean_resizing: bool, std: float) -> torch.Tensor:
+    """``weight`` ``[rows, dim]`` cut or grown to ``size`` rows. Added rows: transformers' mean
+    resizing (a normal around the rows' mean with 1e-9 x their covariance, or the mean itself when
+    that is not positive definite), else the init's normal(0, std)."""
+    old, dim = weight.shape
+    added = size - old
+    if added <= 0:
+        return weight.detach()[:size].clone()
+    if mean_resizing:
+        rows = weight.detach().float()
+        mean = rows.mean(dim=0)
+        centered = rows - mean
+        covariance = 1e-9 * (centered.T @ centered) / old
+        if bool(torch.distributions.constraints.positive_definite.check(covariance)):
+            new = torch.distributions.MultivariateNormal(mean, covariance_matrix=covariance).sample((added,))
+        else:
+            new = mean[None, :].repeat(added, 1)
+    else:
+        new = torch.randn(added, dim, device=weight.device) * std
+    return torch.cat([weight.detach(), new.to(weight.dtype)])
+
+
+def _resized_bias(bias: torch.Tensor, size: int, mean_resizing: bool) -> torch.Tensor:
+    """An output bias cut or grown to ``size``: added entries at the old mean (transformers draws
+    them with 1e-9 x the std around it), or zeros as at init."""
+    added = size - bias.shape[0]
+    if added <= 0:
+        return bias.detach()[:size].clone()
+    fill = bias.detach().float().mean() if mean_resizing else 0.0
+    return torch.cat([bias.detach(), torch.full((added,), float(fill), dtype=bias.dtype, device=bias.device)])
 
 
 def _device_from_map(device_map: Any, device: Any) -> Any:

@@ -309,3 +309,54 @@ def test_save_pretrained_shards_as_transformers_reads_them(tmp_path, max_shard_s
     assert pygen.BartForConditionalGeneration.from_pretrained(tmp_path).dtype == torch.float16
     with pytest.raises(CheckpointError, match="max_shard_size"):
         model.save_pretrained(tmp_path, max_shard_size="lots")
+
+
+RESIZE_CASES = [("BartForConditionalGeneration", "BartConfig", {}), ("BartForConditionalGeneration", "BartConfig",
+                                                                    {"tie_word_embeddings": False}),
+                ("BartForCausalLM", "BartConfig", {}), ("BartModel", "BartConfig", {}),
+                ("BertLMHeadModel", "BertConfig", {"is_decoder": True}),
+                ("RobertaForCausalLM", "RobertaConfig", {"is_decoder": True}),
+                ("BertGenerationDecoder", "BertGenerationConfig", {"is_decoder": True}), ("BertModel", "BertConfig", {})]
+
+
+@pytest.mark.parametrize("model_name,config_name,extra", RESIZE_CASES)
+def test_resize_token_embeddings_as_transformers(tmp_path, model_name, config_name, extra):
+    """Grown, cut and padded to a multiple: the same shapes and vocab_size as transformers, the old
+    tokens' logits unchanged, tied weights still tied."""
+    transformers = pytest.importorskip("transformers")
+    base = (dict(vocab_size=50, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                 decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16) if config_name == "BartConfig"
+            else dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16))
+    ref = getattr(transformers, model_name)(getattr(transformers, config_name)(**base, **extra)).eval()
+    ref.save_pretrained(tmp_path)
+    for size, multiple in ((60, None), (43, None), (61, 8)):
+        ref_model = type(ref).from_pretrained(tmp_path).eval()
+        ours = getattr(pygen, model_name).from_pretrained(tmp_path).eval()
+        ids = torch.randint(3, 42, (2, 6), generator=torch.Generator().manual_seed(size))
+        kwargs = {"decoder_input_ids": ids} if model_name in ("BartForConditionalGeneration", "BartModel") else {}
+        outputs = []
+        for model in (ref_model, ours):
+            embeddings = model.resize_token_embeddings(size, pad_to_multiple_of=multiple)
+            assert embeddings is model.get_input_embeddings()
+            with torch.no_grad():
+                out = model(input_ids=ids, **kwargs)
+            outputs.append((tuple(embeddings.weight.shape), model.config.vocab_size,
+                            out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state))
+        (ref_shape, ref_vocab, ref_out), (shape, vocab, out) = outputs
+        assert (shape, vocab, out.shape) == (ref_shape, ref_vocab, ref_out.shape)
+        keep = min(size, 50)
+        torch.testing.assert_close(out[..., :keep] if out.shape[-1] == vocab else out,
+                                   ref_out[..., :keep] if out.shape[-1] == vocab else ref_out, rtol=1e-5, atol=1e-5)
+        head = ours.get_output_embeddings()
+        if head is not None and extra.get("tie_word_embeddings", True):
+            assert head.weight is ours.get_input_embeddings().weight
+    with pytest.raises(pygen.InputError, match="new_num_tokens"):
+        ours.resize_token_embeddings(0)
+
+
+def test_encoder_decoder_refuses_resize_token_embeddings():
+    bert = dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    config = pygen.EncoderDecoderConfig.from_encoder_decoder_configs(
+        pygen.BertConfig(**bert), pygen.BertConfig(**bert, is_decoder=True, add_cross_attention=True))
+    with pytest.raises(NotImplementedError, match="model.encoder and model.decoder"):
+        pygen.EncoderDecoderModel(config).resize_token_embeddings(60)

@@ -761,6 +761,12 @@ class BartForConditionalGeneration(BartPreTrainedModel, GenerationMixin):
     def get_output_embeddings(self) -> nn.Module:
         return self.lm_head
 
+    def _resize_token_buffers(self, size: int) -> None:
+        old = self.final_logits_bias
+        grown = torch.zeros(1, size, dtype=old.dtype, device=old.device)
+        grown[:, :min(size, old.shape[1])] = old[:, :size]
+        self.final_logits_bias = grown
+
     def get_encoder(self) -> BartEncoder:
         return self.model.encoder
 

@@ -226,6 +226,10 @@ class EncoderDecoderModel(GenerationMixin, PreTrainedModel):
                     filled[target] = value
         return filled
 
+    def resize_token_embeddings(self, *args: Any, **kwargs: Any) -> nn.Module:
+        raise NotImplementedError("Resizing the embeddings of an EncoderDecoderModel directly is not supported (as in "
+                                  "transformers): call resize_token_embeddings on model.encoder and model.decoder")
+
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.get_input_embeddings()
 
