@@ -400,6 +400,32 @@ def test_inputs_embeds_feed_the_encoder(models, kind):
         decoder_only.generate(inputs_embeds=embeds)
 
 
+@pytest.mark.parametrize("kind", ["bart", "bert2bert"])
+def test_left_padded_decoder_prompts(models, kind):
+    """decoder_input_ids with a decoder_attention_mask (left-padded decoder prompts): the mask hides
+    the padding from the decoder's self-attention and the repetition penalty, as in transformers."""
+    ref_model, ours_model = models(kind)
+    ids, mask = inputs(kind, ref_model, 3, 8, seed=21)
+    start = ref_model.generation_config.decoder_start_token_id
+    gen = torch.Generator().manual_seed(22)
+    for with_start in (True, False):
+        prompt = torch.randint(6, V, (3, 5), generator=gen)
+        prompt_mask = torch.ones_like(prompt)
+        prompt_mask[1, :2] = prompt_mask[2, :3] = 0
+        prompt = prompt.masked_fill(prompt_mask == 0, pad_id(ref_model))
+        if with_start:
+            prompt[:, 0], prompt_mask[:, 0] = start, 0
+            prompt[0, 0], prompt_mask[0, 0] = start, 1
+        for kwargs in (dict(max_new_tokens=8), dict(max_new_tokens=8, num_beams=3, repetition_penalty=1.4, **SCORES)):
+            assert_same_output(
+                ref_model.generate(ids, attention_mask=mask, decoder_input_ids=prompt,
+                                   decoder_attention_mask=prompt_mask, **kwargs),
+                ours_model.generate(ids, attention_mask=mask, decoder_input_ids=prompt,
+                                    decoder_attention_mask=prompt_mask, **kwargs), f"{kind} {kwargs}")
+    with pytest.raises(GenerationError, match="pass `decoder_input_ids` too"):
+        ours_model.generate(ids, attention_mask=mask, decoder_attention_mask=prompt_mask)
+
+
 def test_max_length_beyond_positions_fails_only_when_reached(tmp_path):
     """As transformers: max_length may exceed the decoder's position table as long as every sequence
     ends before it; one still running there is a GenerationError (transformers: an IndexError)."""

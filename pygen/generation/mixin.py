@@ -27,7 +27,7 @@ logger = logging.getLogger("pygen")
 
 # generate() kwargs that are model inputs rather than generation parameters.
 _MODEL_INPUTS = ("input_ids", "attention_mask", "encoder_outputs", "decoder_input_ids", "token_type_ids",
-                 "inputs_embeds")
+                 "inputs_embeds", "decoder_attention_mask")
 
 # What transformers does with ``generate(field=None)`` for fields that have a global default: the
 # processor or option is off. (None for max_length, num_beams, num_return_sequences,
@@ -163,22 +163,30 @@ class GenerationMixin:
                 raise GenerationError(f"`decoder_start_token_id` {start} is outside the vocabulary [0, {decoder_vocab})")
             prompt = torch.full((batch, 1), start, dtype=torch.long, device=device)
             decoder_input_ids = model_inputs.get("decoder_input_ids")
+            # A decoder prompt's padding mask (left-padded prompts) masks the decoder's self-attention.
+            decoder_mask = model_inputs.get("decoder_attention_mask")
+            if decoder_mask is not None and decoder_input_ids is None:
+                raise GenerationError("`decoder_attention_mask` masks a decoder prompt: pass `decoder_input_ids` too")
             if decoder_input_ids is not None:
                 decoder_input_ids = _check_ids("decoder_input_ids", decoder_input_ids, decoder_vocab, device)
                 if decoder_input_ids.shape[0] != batch:
                     raise InputError(f"decoder_input_ids has batch {decoder_input_ids.shape[0]}, inputs {batch}")
+                if decoder_mask is not None:
+                    decoder_mask = _check_mask(decoder_mask, tuple(decoder_input_ids.shape), device,
+                                               "decoder_attention_mask")
                 prompt = decoder_input_ids
                 if (decoder_input_ids[:, 0] != start).all():  # transformers prepends the start token then
                     prompt = torch.cat([torch.full((batch, 1), start, dtype=torch.long, device=device), prompt], 1)
+                    if decoder_mask is not None:
+                        decoder_mask = torch.cat([torch.ones_like(decoder_mask[:, :1]), decoder_mask], 1)
         else:
+            decoder_mask = None
             prompt = input_ids
             if attention_mask is None and pad is not None and not (eos and pad in eos):
                 attention_mask = (prompt != pad).long()  # padding can be told from the ids
             if attention_mask is not None and batch > 1 and not bool(attention_mask[:, -1].all()):
                 logger.warning("a decoder-only model got right-padded prompts; pad on the left "
                                "(tokenizer padding_side='left') for correct results")
-            if attention_mask is not None and bool(attention_mask.all()):
-                attention_mask = None  # no padding: nothing to mask
 
         # ---- lengths -----------------------------------------------------------------------------
         prompt_len = prompt.shape[1]
@@ -214,9 +222,12 @@ class GenerationMixin:
         for name, off in (("encoder_no_repeat_ngram_size", 0), ("encoder_repetition_penalty", 1.0)):
             if getattr(config, name) != off and source_ids is None:
                 warnings.warn(f"`{name}` needs `input_ids`; ignoring it", UserWarning)
-        penalty_start = None
-        if attention_mask is not None and not is_encoder_decoder:
-            penalty_start = (attention_mask != 0).int().argmax(dim=1).long().repeat_interleave(expand)
+        prompt_mask = decoder_mask if is_encoder_decoder else attention_mask  # the decoder prompt's padding
+        if prompt_mask is not None and bool((prompt_mask != 0).all()):
+            prompt_mask = None  # no padding: nothing to mask
+        penalty_start = None  # the repetition penalty skips a prompt's left padding, as in transformers
+        if prompt_mask is not None:
+            penalty_start = (prompt_mask != 0).int().argmax(dim=1).long().repeat_interleave(expand)
         processor = LogitsProcessor(config, vocab_size=decoder_vocab, prompt_len=prompt_len, eos=eos, device=device,
                                     source_ids=source_ids, penalty_start=penalty_start, custom=custom,
                                     prefix_allowed_tokens_fn=prefix_allowed_tokens_fn)
@@ -231,8 +242,7 @@ class GenerationMixin:
             cross_mask = attention_mask
         cache = self.gen_new_cache(encoder_hidden, cross_mask, batch * expand, expand, config.max_length)
         prompt = prompt.repeat_interleave(expand, dim=0)
-        decoder_mask = None if is_encoder_decoder or attention_mask is None else \
-            attention_mask.repeat_interleave(expand, dim=0)
+        decoder_mask = None if prompt_mask is None else prompt_mask.repeat_interleave(expand, dim=0)
         run = DecodeRun(model=self, cache=cache, prompt=prompt, attention_mask=decoder_mask, processor=processor,
                         max_length=config.max_length,
                         eos=torch.tensor(eos, dtype=torch.long, device=device) if eos else None, pad_token_id=pad,
@@ -371,15 +381,13 @@ def _check_ids(name: str, ids: Any, vocab_size: int, device: torch.device) -> Te
     return ids
 
 
-def _check_mask(mask: Any, shape: tuple[int, int], device: torch.device) -> Tensor:
+def _check_mask(mask: Any, shape: tuple[int, int], device: torch.device, name: str = "attention_mask") -> Tensor:
     if not isinstance(mask, Tensor) or tuple(mask.shape) != shape:
         got = list(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
-        raise InputError(f"`attention_mask` must be a tensor of shape {list(shape)} (1 = token, 0 = padding), "
-                         f"got {got}")
+        raise InputError(f"`{name}` must be a tensor of shape {list(shape)} (1 = token, 0 = padding), got {got}")
     if mask.dtype.is_complex:
-        raise InputError(f"`attention_mask` must be bool, integer or float (1 = token, 0 = padding), got dtype "
-                         f"{mask.dtype}")
-    _check_has_data("attention_mask", mask, device)
+        raise InputError(f"`{name}` must be bool, integer or float (1 = token, 0 = padding), got dtype {mask.dtype}")
+    _check_has_data(name, mask, device)
     return mask.to(device)
 
 
