@@ -283,7 +283,8 @@ def test_auto_classes(bart_dir, bert2bert_dir, perceiver_dir):
     assert type(AutoModel.from_pretrained(bart_dir)).__name__ == "BartModel"
     assert type(AutoModelForMaskedLM.from_pretrained(bart_dir)).__name__ == "BartForConditionalGeneration"
     assert type(AutoModelForCausalLM.from_pretrained(bart_dir)).__name__ == "BartForCausalLM"
-    assert type(AutoModelForSequenceClassification.from_pretrained(bart_dir)).__name__ == "BartForSequenceClassification"
+    classifier = AutoModelForSequenceClassification.from_pretrained(bart_dir)
+    assert type(classifier).__name__ == "BartForSequenceClassification"
     assert type(AutoModelForQuestionAnswering.from_pretrained(bart_dir)).__name__ == "BartForQuestionAnswering"
     assert type(AutoModelForSeq2SeqLM.from_pretrained(bert2bert_dir)).__name__ == "EncoderDecoderModel"
     assert type(AutoModelForMaskedLM.from_pretrained(perceiver_dir)).__name__ == "PerceiverForMaskedLM"

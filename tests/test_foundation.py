@@ -311,12 +311,13 @@ def test_save_pretrained_shards_as_transformers_reads_them(tmp_path, max_shard_s
         model.save_pretrained(tmp_path, max_shard_size="lots")
 
 
-RESIZE_CASES = [("BartForConditionalGeneration", "BartConfig", {}), ("BartForConditionalGeneration", "BartConfig",
-                                                                    {"tie_word_embeddings": False}),
+RESIZE_CASES = [("BartForConditionalGeneration", "BartConfig", {}),
+                ("BartForConditionalGeneration", "BartConfig", {"tie_word_embeddings": False}),
                 ("BartForCausalLM", "BartConfig", {}), ("BartModel", "BartConfig", {}),
                 ("BertLMHeadModel", "BertConfig", {"is_decoder": True}),
                 ("RobertaForCausalLM", "RobertaConfig", {"is_decoder": True}),
-                ("BertGenerationDecoder", "BertGenerationConfig", {"is_decoder": True}), ("BertModel", "BertConfig", {})]
+                ("BertGenerationDecoder", "BertGenerationConfig", {"is_decoder": True}),
+                ("BertModel", "BertConfig", {})]
 
 
 @pytest.mark.parametrize("model_name,config_name,extra", RESIZE_CASES)

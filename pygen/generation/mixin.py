@@ -69,8 +69,8 @@ class GenerationMixin:
                 forced_bos_token_id, forced_eos_token_id, decoder_start_token_id, bos/eos/pad_token_id,
                 do_sample, temperature, top_k, top_p, min_p, typical_p, epsilon_cutoff, eta_cutoff,
                 encoder_repetition_penalty, remove_invalid_values, exponential_decay_length_penalty,
-                suppress_tokens, begin_suppress_tokens, renormalize_logits, sequence_bias, output_scores, output_logits,
-                return_dict_in_generate) and model inputs: ``attention_mask``, ``encoder_outputs``
+                suppress_tokens, begin_suppress_tokens, renormalize_logits, sequence_bias, output_scores,
+                output_logits, return_dict_in_generate) and model inputs: ``attention_mask``, ``encoder_outputs``
                 (encoder-decoder: skip the encoder), ``inputs_embeds`` (encoder-decoder: the encoder's
                 input embeddings instead of ids), ``decoder_input_ids`` (decoder prompt),
                 ``token_type_ids`` (what a BERT tokenizer returns: the encoder's segment ids; a
@@ -118,8 +118,8 @@ class GenerationMixin:
             if input_ids is not None or encoder_hidden is not None:
                 raise GenerationError("pass the source as one of `input_ids`, `inputs_embeds` or `encoder_outputs`")
             # The encoder reads the embeddings (as in transformers); the rest is the encoder_outputs path.
-            encoder_hidden = self.get_encoder()(inputs_embeds=model_inputs["inputs_embeds"], attention_mask=attention_mask,
-                                                return_dict=True).last_hidden_state
+            encoder_hidden = self.get_encoder()(inputs_embeds=model_inputs["inputs_embeds"],
+                                                attention_mask=attention_mask, return_dict=True).last_hidden_state
         if not is_encoder_decoder and encoder_hidden is not None:
             raise GenerationError(f"{type(self).__name__} is decoder-only: it takes no `encoder_outputs`")
         if not is_encoder_decoder and model_inputs.get("decoder_input_ids") is not None:
