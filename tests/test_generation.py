@@ -802,3 +802,7 @@ def test_generate_batches_equals_one_by_one(models, kind, kwargs, capsys):
             assert ids[i] == expected[0] and got[i] == expected_text[0], (i, text)
         else:
             assert ids[i] == expected and got[i] == expected_text, (i, text)
+    if kind == "bart":  # the same options given as a GenerationConfig, and an EOS only it names
+        config = pygen.GenerationConfig(**kwargs, eos_token_id=eos)
+        assert pygen.generate_batches(model, tokenizer, texts, batch_size=3, decode=False, progress=False,
+                                      generation_config=config) == ids

@@ -8,7 +8,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import GenerationError
-from .config import token_ids
+from .config import FIELDS, token_ids
 
 
 def generate_batches(model, tokenizer, texts: Sequence[str], batch_size: int = 16, *, decode: bool = True,
@@ -44,14 +44,16 @@ def generate_batches(model, tokenizer, texts: Sequence[str], batch_size: int = 1
         raise GenerationError("generate_batches builds the inputs itself and returns sequences only")
     texts = list(texts)
     encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
-    returned = generate_kwargs.get("num_return_sequences") or model.generation_config.num_return_sequences or 1
+    # What generate() will run with: kwargs > generation_config > the model's, as generate() merges them.
+    config, _ = model._resolve_generation_config(generate_kwargs.get("generation_config"),
+                                                 {k: v for k, v in generate_kwargs.items() if k in FIELDS})
+    returned = config.num_return_sequences or 1
     pad = tokenizer.pad_token_id
     if pad is None:
-        pad = model.generation_config.pad_token_id
+        pad = config.pad_token_id
     if pad is None:
         raise GenerationError("the tokenizer has no pad_token_id to pad batches with")
-    eos = generate_kwargs.get("eos_token_id", model.generation_config.eos_token_id)
-    eos = set(token_ids(eos, "eos_token_id") or [])
+    eos = set(token_ids(config.eos_token_id, "eos_token_id") or [])
 
     ids = tokenizer(texts, **(tokenizer_kwargs or {}))["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]), reverse=True)
