@@ -357,7 +357,6 @@ GENERATION_CONFIG_CORRUPTIONS = {
     "not JSON": (b"{num_beams: 4", ConfigError, "generation_config.json"),
     "a JSON list": (b"[4]", ConfigError, "generation_config.json"),
     "deeply nested": (b"[" * 50_000 + b"]" * 50_000, ConfigError, "generation_config.json"),
-    "num_beams = 0": (b'{"num_beams": 0}', GenerationError, "num_beams"),
     "max_length a string": (b'{"max_length": "20"}', GenerationError, "max_length"),
     "eos_token_id a string": (b'{"eos_token_id": "2"}', GenerationError, "eos_token_id"),
     "key named like a method": (b'{"validate": 1}', (ConfigError, GenerationError), "validate"),
@@ -377,6 +376,19 @@ def test_model_with_corrupt_generation_config(bart_dir, content):
     (bart_dir / "generation_config.json").write_bytes(content)
     raises((ConfigError, GenerationError), ("generation_config", "num_beams", "max_length", "eos_token_id"),
            lambda: _load("bart", bart_dir))
+
+
+@pytest.mark.parametrize("values, name", [({"num_beams": 0}, "num_beams"), ({"pad_token_id": -1}, "pad_token_id"),
+                                           ({"max_length": 0}, "max_length"),
+                                           ({"num_beams": 2, "num_return_sequences": 3}, "num_return_sequences")])
+def test_generation_config_values_fail_at_generate_not_at_load(bart_dir, values, name):
+    """As transformers: a generation_config.json holding values no generation can use still loads;
+    generate() refuses them, naming the field."""
+    (bart_dir / "generation_config.json").write_text(json.dumps(values))
+    model = _load("bart", bart_dir)
+    assert all(getattr(model.generation_config, k) == v for k, v in values.items())
+    ids = torch.randint(3, support.VOCAB, (1, 4))
+    raises(GenerationError, name, lambda: model.generate(ids))
 
 
 # ---- loader arguments --------------------------------------------------------------------------------

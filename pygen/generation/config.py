@@ -72,23 +72,29 @@ class GenerationConfig:
         for key, value in kwargs.items():
             _check_free_name(key)
             setattr(self, key, value)
-        self.validate()
+        self.validate(ranges=False)
 
     # ---- validation ---------------------------------------------------------------------
-    def validate(self) -> None:
-        """Reject values no generation can use (what transformers rejects, plus type errors)."""
+    def validate(self, ranges: bool = True) -> None:
+        """Reject values no generation can use (what transformers rejects, plus type errors).
+
+        ``ranges=False`` checks types only: what building or loading a config does, as transformers
+        loads a generation_config.json holding values no generation can use (``num_beams: 0``,
+        ``pad_token_id: -1``) and only generate() fails on them; generate() checks everything."""
         def check_int(name: str, low: int) -> None:
             value = getattr(self, name)
             if name.endswith("_length") and isinstance(value, float) and value.is_integer():
                 # a max_length of 10.0 in a JSON file works in transformers
                 value = int(value)
                 setattr(self, name, value)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or (ranges and value < low)):
                 raise GenerationError(f"`{name}` must be an integer >= {low}, got {value!r}")
 
         def check_float(name: str, ok, what: str) -> None:
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or (ranges and not ok(value))):
                 raise GenerationError(f"`{name}` must be {what}, got {value!r}")
 
         for name in ("max_length", "num_beams", "num_return_sequences", "max_new_tokens"):
@@ -115,11 +121,10 @@ class GenerationConfig:
             if getattr(self, name) not in (None, True, False):
                 raise GenerationError(f"`{name}` must be a bool, got {getattr(self, name)!r}")
         for name in ("bos_token_id", "pad_token_id", "decoder_start_token_id", "forced_bos_token_id"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise GenerationError(f"`{name}` must be a non-negative integer, got {value!r}")
+            check_int(name, 0)
         for name in ("eos_token_id", "forced_eos_token_id"):
-            token_ids(getattr(self, name), name)
+            if ranges or not isinstance(getattr(self, name), (list, tuple)):
+                token_ids(getattr(self, name), name, ranges)
         if self.bad_words_ids is not None:
             words = self.bad_words_ids
             if (not isinstance(words, (list, tuple)) or not words
@@ -142,6 +147,8 @@ class GenerationConfig:
             raise GenerationError("`exponential_decay_length_penalty` must be (start_index >= 0, decay_factor > 0), "
                                   f"got {decay!r}")
         beams, returned = self.num_beams or 1, self.num_return_sequences or 1
+        if not ranges:
+            return
         if returned > 1 and beams == 1 and not self.do_sample:
             raise GenerationError(
                 f"greedy decoding returns one sequence per input; `num_return_sequences={returned}` needs "
@@ -178,7 +185,7 @@ class GenerationConfig:
                 setattr(self, key, copy.deepcopy(value))
             else:
                 unused[key] = value
-        self.validate()
+        self.validate(ranges=False)
         return unused
 
     def copy(self) -> "GenerationConfig":
@@ -273,14 +280,15 @@ def _check_free_name(key: str) -> None:
         raise ConfigError(f"GenerationConfig: key {key!r} clashes with an attribute of the class")
 
 
-def token_ids(value: Any, name: str) -> list[int] | None:
-    """An id or list of ids (``eos_token_id`` may be either) as a list; ``None`` stays ``None``."""
+def token_ids(value: Any, name: str, ranges: bool = True) -> list[int] | None:
+    """An id or list of ids (``eos_token_id`` may be either) as a list; ``None`` stays ``None``.
+    ``ranges=False`` lets negative ids pass (see :meth:`GenerationConfig.validate`)."""
     if value is None:
         return None
     if hasattr(value, "tolist"):  # tensors
         value = value.tolist()
     ids = [value] if isinstance(value, int) and not isinstance(value, bool) else value
     if (not isinstance(ids, (list, tuple)) or not ids
-            or any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in ids)):
+            or any(isinstance(t, bool) or not isinstance(t, int) or (ranges and t < 0) for t in ids)):
         raise GenerationError(f"`{name}` must be a non-negative token id or a non-empty list of them, got {value!r}")
     return list(ids)

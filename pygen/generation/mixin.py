@@ -312,6 +312,7 @@ class GenerationMixin:
         for name in ("output_attentions", "output_hidden_states"):
             if getattr(config, name) and name in kwargs:
                 raise GenerationError(f"pygen's generate() does not return `{name.removeprefix('output_')}`")
+        config.validate()  # value ranges too: the values this call will run with
         return config, max_length_is_default
 
 
