@@ -146,6 +146,8 @@ class PretrainedConfig:
             object.__setattr__(self, key, value)
         if self.id2label is not None:
             self.id2label = _label_map(name, self.id2label)
+        else:
+            self.num_labels = 2  # as transformers: LABEL_0 and LABEL_1 unless told otherwise
         self._validate()
 
     def _validate(self) -> None:
@@ -164,7 +166,7 @@ class PretrainedConfig:
 
     @property
     def num_labels(self) -> int:
-        return len(self.id2label) if self.id2label else 2
+        return len(self.id2label) if self.id2label is not None else 2
 
     @num_labels.setter
     def num_labels(self, num_labels: int) -> None:
@@ -247,14 +249,27 @@ class PretrainedConfig:
         return data
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, **overrides: Any) -> "PretrainedConfig":
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **overrides: Any) -> Any:
+        """The config of a checkpoint directory (or a hub id in the local cache); ``overrides`` set
+        fields. With ``return_unused_kwargs=True``, overrides that are not fields come back unused,
+        as ``(config, unused)``, instead of raising."""
+        return_unused = bool(overrides.pop("return_unused_kwargs", False))
         data = cls.from_json_file(resolve_pretrained(name_or_path, overrides) / CONFIG_NAME)
         model_type = data.get("model_type")
         if cls.model_type and model_type and model_type != cls.model_type and not cls.accepts_model_type(model_type):
             raise ConfigError(
                 f"{name_or_path} holds a checkpoint of model_type {model_type!r}, which {cls.__name__} cannot read"
             )
-        return cls.from_dict(data, **overrides)
+        return _finish_loading(cls, data, name_or_path, overrides, return_unused)
+
+    @property
+    def name_or_path(self) -> str:
+        """Where ``from_pretrained`` read this config from ("" for one built in code)."""
+        return self.__dict__.get("_name_or_path", "")
+
+    @name_or_path.setter
+    def name_or_path(self, value: str) -> None:
+        object.__setattr__(self, "_name_or_path", str(value))
 
     @classmethod
     def accepts_model_type(cls, model_type: str) -> bool:
@@ -266,6 +281,18 @@ class PretrainedConfig:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__} {self.to_json_string()}"
+
+
+def _finish_loading(cls: type[PretrainedConfig], data: dict[str, Any], name_or_path: Any, overrides: dict[str, Any],
+                    return_unused: bool) -> Any:
+    """``cls`` from a config.json's ``data`` and the caller's overrides, remembering where it came from."""
+    unused = {}
+    if return_unused:  # overrides that name no field come back instead of raising
+        known = {*COMMON_DEFAULTS, *cls.defaults, *cls.attribute_map, *data, "num_labels"}
+        unused = {k: overrides.pop(k) for k in list(overrides) if k not in known}
+    config = cls.from_dict(data, **overrides)
+    config.name_or_path = str(name_or_path)
+    return (config, unused) if return_unused else config
 
 
 _CONFIG_REGISTRY: dict[str, type[PretrainedConfig]] = {}
@@ -291,9 +318,11 @@ class AutoConfig:
     """Reads ``config.json`` and returns the config class its ``model_type`` names."""
 
     @staticmethod
-    def from_pretrained(name_or_path: str | os.PathLike, **overrides: Any) -> PretrainedConfig:
+    def from_pretrained(name_or_path: str | os.PathLike, **overrides: Any) -> Any:
+        """As :meth:`PretrainedConfig.from_pretrained`, for the class of the checkpoint's ``model_type``."""
+        return_unused = bool(overrides.pop("return_unused_kwargs", False))
         data = PretrainedConfig.from_json_file(resolve_pretrained(name_or_path, overrides) / CONFIG_NAME)
         model_type = data.get("model_type")
         if not model_type:
             raise ConfigError(f"{name_or_path}/config.json has no 'model_type'")
-        return config_class_for(model_type).from_dict(data, **overrides)
+        return _finish_loading(config_class_for(model_type), data, name_or_path, overrides, return_unused)

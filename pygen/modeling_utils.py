@@ -166,6 +166,11 @@ class PreTrainedModel(nn.Module):
         return hasattr(cls, "gen_step") and hasattr(cls, "generate")
 
     @property
+    def name_or_path(self) -> str:
+        """Where ``from_pretrained`` loaded this model from ("" for one built in code)."""
+        return self.config.name_or_path
+
+    @property
     def base_model(self) -> nn.Module:
         """The bare model under ``base_model_prefix`` (a head model's body), else the model itself."""
         return getattr(self, self.base_model_prefix, self) if self.base_model_prefix else self
@@ -287,6 +292,7 @@ class PreTrainedModel(nn.Module):
             config = cls.config_class.from_pretrained(directory, **overrides)
         elif overrides:
             config.update(overrides)
+        config.name_or_path = str(name_or_path)
         if dtype is None or (isinstance(dtype, str) and dtype == "auto"):
             dtype = "auto" if torch_dtype is None else torch_dtype
         target_dtype = parse_dtype(dtype, config)  # "auto" waits for the weights; other values fail early

@@ -361,3 +361,20 @@ def test_encoder_decoder_refuses_resize_token_embeddings():
         pygen.BertConfig(**bert), pygen.BertConfig(**bert, is_decoder=True, add_cross_attention=True))
     with pytest.raises(NotImplementedError, match="model.encoder and model.decoder"):
         pygen.EncoderDecoderModel(config).resize_token_embeddings(60)
+
+
+def test_config_loading_extras_as_transformers(tmp_path):
+    """return_unused_kwargs, name_or_path (config and model) and the default label maps."""
+    transformers = pytest.importorskip("transformers")
+    kwargs = dict(vocab_size=50, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                  decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16)
+    transformers.BartForConditionalGeneration(transformers.BartConfig(**kwargs)).save_pretrained(tmp_path)
+    for lib in (transformers, pygen):
+        config, unused = lib.AutoConfig.from_pretrained(tmp_path, return_unused_kwargs=True, foo_bar=3, dropout=0.3)
+        assert (unused, config.dropout, config.name_or_path) == ({"foo_bar": 3}, 0.3, str(tmp_path))
+        assert lib.BartForConditionalGeneration.from_pretrained(tmp_path).name_or_path == str(tmp_path)
+        assert lib.BartConfig().name_or_path == ""
+    for name, extra in (("BertConfig", {}), ("BertGenerationConfig", {}), ("PerceiverConfig", {}),
+                        ("BartConfig", {"num_labels": 0}), ("RobertaConfig", {"num_labels": 4})):
+        ours, ref = getattr(pygen, name)(**extra), getattr(transformers, name)(**extra)
+        assert (ours.num_labels, ours.id2label, ours.label2id) == (ref.num_labels, ref.id2label, ref.label2id), name
