@@ -17,6 +17,7 @@ and the global generator ends in the same state.
 """
 from __future__ import annotations
 
+import copy
 import io
 import json
 import random
@@ -806,3 +807,19 @@ def test_generate_batches_equals_one_by_one(models, kind, kwargs, capsys):
         config = pygen.GenerationConfig(**kwargs, eos_token_id=eos)
         assert pygen.generate_batches(model, tokenizer, texts, batch_size=3, decode=False, progress=False,
                                       generation_config=config) == ids
+
+
+def test_generation_config_api_as_transformers(tmp_path):
+    """from_pretrained / from_dict with kwargs and return_unused_kwargs, JSON views, generation mode."""
+    transformers.GenerationConfig(num_beams=4, max_length=30, eos_token_id=2).save_pretrained(tmp_path)
+    for lib in (transformers, pygen):
+        config, unused = lib.GenerationConfig.from_pretrained(tmp_path, max_length=3, return_unused_kwargs=True)
+        assert (config.max_length, config.num_beams, unused) == (3, 4, {})
+        config, unused = lib.GenerationConfig.from_dict({"num_beams": 2}, return_unused_kwargs=True, custom=5)
+        assert (config.num_beams, config.custom, unused) == (2, 5, {})
+        assert str(config.get_generation_mode()).endswith(("beam_search", "BEAM_SEARCH"))
+        assert hash(config) == hash(copy.deepcopy(config)) and json.loads(config.to_json_string())["num_beams"] == 2
+        config.to_json_file(tmp_path / "copy.json")
+        assert json.loads((tmp_path / "copy.json").read_text())["num_beams"] == 2
+        with pytest.raises(OSError):
+            lib.GenerationConfig.from_pretrained(tmp_path / "nothing-here")

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, GenerationError
+from ..errors import CheckpointError, ConfigError, GenerationError
 from ..hub import resolve
 
 GENERATION_CONFIG_NAME = "generation_config.json"
@@ -193,20 +193,40 @@ class GenerationConfig:
         new._from_model_config = self._from_model_config
         return new
 
+    def to_json_string(self, use_diff: bool = True) -> str:
+        return json.dumps(self.to_diff_dict() if use_diff else self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def get_generation_mode(self) -> str:
+        """transformers' GenerationMode value of this config: greedy_search, sample, beam_search or
+        beam_sample (the strategies pygen runs)."""
+        beams = self.num_beams or 1
+        if beams == 1:
+            return "sample" if self.do_sample else "greedy_search"
+        return "beam_sample" if self.do_sample else "beam_search"
+
+    def __hash__(self) -> int:
+        return hash(self.to_json_string())
+
     # ---- files --------------------------------------------------------------------------
-    def save_pretrained(self, save_directory: str | os.PathLike) -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike, config_file_name: str = GENERATION_CONFIG_NAME,
+                        **_: Any) -> None:
         path = Path(save_directory)
         path.mkdir(parents=True, exist_ok=True)
-        (path / GENERATION_CONFIG_NAME).write_text(json.dumps(self.to_diff_dict(), indent=2, sort_keys=True) + "\n")
+        self.to_json_file(path / config_file_name)
+
+    def to_json_file(self, json_file_path: str | os.PathLike, use_diff: bool = True) -> None:
+        Path(json_file_path).write_text(self.to_json_string(use_diff))
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike,
-                        config_file_name: str = GENERATION_CONFIG_NAME) -> "GenerationConfig":
+    def from_pretrained(cls, name_or_path: str | os.PathLike, config_file_name: str = GENERATION_CONFIG_NAME,
+                        **kwargs: Any) -> Any:
         """Read ``generation_config.json`` (or, with ``config_file_name="config.json"``, the generation
-        fields of a legacy model config)."""
+        fields of a legacy model config); ``kwargs`` update it, and with ``return_unused_kwargs=True``
+        the ones that are no field come back as ``(config, unused)``, as in transformers."""
+        return_unused = bool(kwargs.pop("return_unused_kwargs", False))
         path = resolve(name_or_path) / config_file_name
         if not path.is_file():
-            raise ConfigError(f"missing {path}")
+            raise CheckpointError(f"missing {path}")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except RecursionError:
@@ -216,15 +236,21 @@ class GenerationConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a JSON object")
         if config_file_name != GENERATION_CONFIG_NAME:
-            return cls.from_model_config(data)
+            config = cls.from_model_config(data)
+            unused = config.update(**kwargs)
+            return (config, unused) if return_unused else config
         try:
-            return cls(**data)
+            return cls.from_dict(data, return_unused_kwargs=return_unused, **kwargs)
         except ConfigError as exc:  # a key that clashes with a method: name the file
             raise ConfigError(f"invalid {path}: {exc}") from exc
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> "GenerationConfig":
-        return cls(**{**data, **kwargs})
+    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> Any:
+        """``data`` updated by ``kwargs``; ``return_unused_kwargs=True`` returns ``(config, unused)``."""
+        return_unused = bool(kwargs.pop("return_unused_kwargs", False))
+        config = cls(**{**data, **kwargs})  # unknown keys become entries, as in transformers
+        unused = config.update(**kwargs)
+        return (config, unused) if return_unused else config
 
     @classmethod
     def from_model_config(cls, config) -> "GenerationConfig":
