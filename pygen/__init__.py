@@ -7,15 +7,20 @@ from . import ops
 from .configuration_utils import AutoConfig, PretrainedConfig
 from .errors import (CheckpointError, ConfigError, GenerationError, InputError, ModelNotFoundError,
                      PygenError)
-from .generation import BaseStreamer, GenerationConfig, TextIteratorStreamer, TextStreamer, generate_batches
+from .generation import (BaseStreamer, GenerationConfig, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList,
+                         TextIteratorStreamer, TextStreamer, generate_batches)
+from .modeling_utils import PreTrainedModel
 from .models import *  # noqa: F401,F403  (the model classes, with transformers' names)
 from .models import __all__ as _model_names
 from .tokenizers import *  # noqa: F401,F403
 from .tokenizers import __all__ as _tokenizer_names
 
+PreTrainedConfig = PretrainedConfig  # transformers 5's spelling
+
 __all__ = ["AutoConfig", "BaseStreamer", "CheckpointError", "ConfigError", "GenerationConfig", "GenerationError",
-           "InputError", "ModelNotFoundError", "PretrainedConfig", "PygenError", "TextIteratorStreamer",
-           "TextStreamer", "build_info", "generate_batches", "ops",
+           "InputError", "LogitsProcessorList", "ModelNotFoundError", "PreTrainedConfig", "PreTrainedModel",
+           "PretrainedConfig", "PygenError", "StoppingCriteria", "StoppingCriteriaList", "TextIteratorStreamer",
+           "TextStreamer", "build_info", "generate_batches", "ops", "set_seed",
            *_model_names, *_tokenizer_names]
 
 
@@ -33,3 +38,22 @@ def build_info() -> dict:
     else:
         info["extension_error"] = ops.extension_error
     return info
+
+
+def set_seed(seed: int, deterministic: bool = False) -> None:
+    """Seed Python's, NumPy's (when installed) and torch's random generators, as transformers' set_seed."""
+    import random
+
+    import torch
+
+    random.seed(seed)
+    try:
+        import numpy
+    except ImportError:
+        pass
+    else:
+        numpy.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True)

@@ -317,6 +317,9 @@ def config_class_for(model_type: str) -> type[PretrainedConfig]:
 class AutoConfig:
     """Reads ``config.json`` and returns the config class its ``model_type`` names."""
 
+    def __init__(self):
+        raise TypeError("AutoConfig is a factory: use AutoConfig.from_pretrained(path)")
+
     @staticmethod
     def from_pretrained(name_or_path: str | os.PathLike, **overrides: Any) -> Any:
         """As :meth:`PretrainedConfig.from_pretrained`, for the class of the checkpoint's ``model_type``."""

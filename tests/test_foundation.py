@@ -378,3 +378,22 @@ def test_config_loading_extras_as_transformers(tmp_path):
                         ("BartConfig", {"num_labels": 0}), ("RobertaConfig", {"num_labels": 4})):
         ours, ref = getattr(pygen, name)(**extra), getattr(transformers, name)(**extra)
         assert (ours.num_labels, ours.id2label, ours.label2id) == (ref.num_labels, ref.id2label, ref.label2id), name
+
+
+
+def test_small_api_as_transformers():
+    """num_parameters(exclude_embeddings), set_seed, transformers 5's names, AutoConfig as a factory."""
+    transformers = pytest.importorskip("transformers")
+    kwargs = dict(vocab_size=50, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                  decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16)
+    ours = pygen.BartForConditionalGeneration(pygen.BartConfig(**kwargs))
+    ref = transformers.BartForConditionalGeneration(transformers.BartConfig(**kwargs))
+    for exclude in (False, True):
+        assert ours.num_parameters(exclude_embeddings=exclude) == ref.num_parameters(exclude_embeddings=exclude)
+    pygen.set_seed(7)
+    drawn = torch.rand(3)
+    transformers.set_seed(7)
+    assert torch.equal(drawn, torch.rand(3))
+    assert pygen.PreTrainedConfig is pygen.PretrainedConfig and issubclass(pygen.BartModel, pygen.PreTrainedModel)
+    with pytest.raises(TypeError, match="from_pretrained"):
+        pygen.AutoConfig()

@@ -633,6 +633,27 @@ def test_custom_stopping_criteria(models, strategy):
         ours.generate(torch.randint(6, V, (2, 5)), num_beams=2, stopping_criteria=[_StopOn([20])])
 
 
+def test_transformers_list_containers(models):
+    """LogitsProcessorList / StoppingCriteriaList as transformers code builds them."""
+    ref_model, ours_model = models("bart")
+    ids, mask = inputs("bart", ref_model, 3, 8, seed=13)
+
+    def boost(input_ids, scores):
+        return scores.index_add(1, torch.tensor([39, 18]), torch.full((scores.shape[0], 2), 3.0))
+
+    want = ref_model.generate(ids, attention_mask=mask, max_new_tokens=12,
+                              logits_processor=transformers.LogitsProcessorList([boost]),
+                              stopping_criteria=transformers.StoppingCriteriaList([_StopOn([39])]))
+    got = ours_model.generate(ids, attention_mask=mask, max_new_tokens=12,
+                              logits_processor=pygen.LogitsProcessorList([boost]),
+                              stopping_criteria=pygen.StoppingCriteriaList([_StopOn([39])]))
+    assert_same_output(want, got)
+    criteria = pygen.StoppingCriteriaList([_StopOn([39]), lambda input_ids, scores: input_ids[:, 0] == 2])
+    assert criteria(got, None).tolist() == [bool(row[-1] == 39 or row[0] == 2) for row in got]
+    with pytest.raises(NotImplementedError):
+        pygen.StoppingCriteria()(got, None)
+
+
 # ---- precedence: kwargs > generation_config= > generation_config.json > config.json ---------------
 def test_precedence(tmp_path):
     ref_model = build_reference("bart", seed=3)

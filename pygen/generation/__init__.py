@@ -1,6 +1,7 @@
 """Generation: configuration, logits processors, the greedy / sampling / beam-search loops, streaming."""
 from .batching import generate_batches
 from .config import GenerationConfig
+from .lists import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from .mixin import GenerationMixin
 from .outputs import (GenerateBeamDecoderOnlyOutput, GenerateBeamEncoderDecoderOutput, GenerateDecoderOnlyOutput,
                       GenerateEncoderDecoderOutput)
@@ -8,4 +9,5 @@ from .streamers import BaseStreamer, TextIteratorStreamer, TextStreamer
 
 __all__ = ["BaseStreamer", "GenerateBeamDecoderOnlyOutput", "GenerateBeamEncoderDecoderOutput",
            "GenerateDecoderOnlyOutput", "GenerateEncoderDecoderOutput", "GenerationConfig", "GenerationMixin",
-           "TextIteratorStreamer", "TextStreamer", "generate_batches"]
+           "LogitsProcessorList", "StoppingCriteria", "StoppingCriteriaList", "TextIteratorStreamer", "TextStreamer",
+           "generate_batches"]
