@@ -80,6 +80,21 @@ def _check_type(cls_name: str, key: str, value: Any, default: Any) -> Any:
     return value
 
 
+_MAX_JSON_DEPTH = 64  # real configs nest 3 levels; deeper ones would overflow copy.deepcopy
+
+
+def check_json_depth(data: Any, path: Any) -> None:
+    """Refuse JSON nested deeper than any config is: json.loads accepts what later deep copies of
+    the values cannot handle (RecursionError), so the file is refused up front."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > _MAX_JSON_DEPTH:
+            raise ConfigError(f"{path} is nested more than {_MAX_JSON_DEPTH} levels deep")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
 def _check_free_name(cls: type, key: str) -> None:
     """An unknown config key becomes an attribute: refuse names that would replace a method or a
     read-only attribute of the class (``to_dict``, ``_validate``, ``__class__``...)."""
@@ -246,6 +261,7 @@ class PretrainedConfig:
             raise ConfigError(f"{path} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a JSON object, got {type(data).__name__}")
+        check_json_depth(data, path)
         return data
 
     @classmethod

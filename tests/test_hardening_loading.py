@@ -265,6 +265,8 @@ CONFIG_FILE_CORRUPTIONS = {
     "invalid UTF-8": (b'{"model_type": "bart\xff"}', "config.json"),
     "a JSON list": (b"[1, 2]", "config.json"),
     "deeply nested": (b'{"x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "config.json"),
+    # parses, but nested deeper than a deep copy of the value can go
+    "nested 400 levels": (b'{"x": ' + b"[" * 400 + b"]" * 400 + b"}", "config.json"),
     "a 5000-digit number": (b'{"model_type": "bart", "vocab_size": ' + b"9" * 5000 + b"}", "config.json"),
     "model_type not a string": (lambda data: data.update(model_type=["bart"]), "model_type"),
     "unknown model_type": (lambda data: data.update(model_type="gpt-nine"), "gpt-nine"),
@@ -357,6 +359,7 @@ GENERATION_CONFIG_CORRUPTIONS = {
     "not JSON": (b"{num_beams: 4", ConfigError, "generation_config.json"),
     "a JSON list": (b"[4]", ConfigError, "generation_config.json"),
     "deeply nested": (b"[" * 50_000 + b"]" * 50_000, ConfigError, "generation_config.json"),
+    "nested 400 levels": (b'{"x": ' + b"[" * 400 + b"]" * 400 + b"}", ConfigError, "generation_config.json"),
     "max_length a string": (b'{"max_length": "20"}', GenerationError, "max_length"),
     "eos_token_id a string": (b'{"eos_token_id": "2"}', GenerationError, "eos_token_id"),
     "key named like a method": (b'{"validate": 1}', (ConfigError, GenerationError), "validate"),

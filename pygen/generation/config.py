@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..configuration_utils import check_json_depth
 from ..errors import CheckpointError, ConfigError, GenerationError
 from ..hub import resolve
 
@@ -235,6 +236,7 @@ class GenerationConfig:
             raise ConfigError(f"{path} is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a JSON object")
+        check_json_depth(data, path)
         if config_file_name != GENERATION_CONFIG_NAME:
             config = cls.from_model_config(data)
             unused = config.update(**kwargs)
