@@ -83,14 +83,14 @@ def _check_type(cls_name: str, key: str, value: Any, default: Any) -> Any:
 _MAX_JSON_DEPTH = 64  # real configs nest 3 levels; deeper ones would overflow copy.deepcopy
 
 
-def check_json_depth(data: Any, path: Any) -> None:
-    """Refuse JSON nested deeper than any config is: json.loads accepts what later deep copies of
-    the values cannot handle (RecursionError), so the file is refused up front."""
+def check_json_depth(data: Any, path: Any, error: type[Exception] = ConfigError) -> None:
+    """Refuse JSON nested deeper than any config is (raising ``error``): json.loads accepts what
+    later deep copies of the values cannot handle (RecursionError), so the file is refused up front."""
     stack = [(data, 1)]
     while stack:
         value, depth = stack.pop()
         if depth > _MAX_JSON_DEPTH:
-            raise ConfigError(f"{path} is nested more than {_MAX_JSON_DEPTH} levels deep")
+            raise error(f"{path} is nested more than {_MAX_JSON_DEPTH} levels deep")
         children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
 

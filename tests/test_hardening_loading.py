@@ -527,6 +527,10 @@ def _tokenizer_file_case(tokenizers, tmp_path, case):
     if case == "tokenizer_config.json a list":
         config.write_text("[]")
         return lambda: BertTokenizer.from_pretrained(bert)
+    if case in ("tokenizer_config.json nested 400 levels", "tokenizer_config.json nested 50,000 levels"):
+        depth = 400 if "400" in case else 50_000
+        config.write_text('{"x": ' + "[" * depth + "]" * depth + "}")
+        return lambda: BertTokenizer.from_pretrained(bert)
     if case == "padding_side unknown":
         config.write_text('{"padding_side": "up"}')
         return lambda: BertTokenizer.from_pretrained(bert)
@@ -561,6 +565,7 @@ def _tokenizer_file_case(tokenizers, tmp_path, case):
 
 
 TOKENIZER_FILE_CASES = ["tokenizer.json truncated", "tokenizer.json without a model", "tokenizer_config.json a list",
+                        "tokenizer_config.json nested 400 levels", "tokenizer_config.json nested 50,000 levels",
                         "padding_side unknown", "bert do_lower_case not a bool", "model_max_length not a number",
                         "tokenizer_class not a string", "added_tokens_decoder bad id", "vocab.txt not UTF-8",
                         "vocab.json id not an int", "merges.txt malformed", "spiece.model truncated"]

@@ -22,6 +22,7 @@ from typing import Any
 
 from tokenizers import AddedToken
 
+from ..configuration_utils import check_json_depth
 from ..errors import CheckpointError, ConfigError, InputError
 from ..hub import resolve_pretrained
 
@@ -105,9 +106,13 @@ def _to_json(value: Any) -> Any:
 def read_json(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            data = json.load(handle)
+    except RecursionError:
+        raise CheckpointError(f"Could not read tokenizer file {path}: nested too deeply") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"Could not read tokenizer file {path}: {exc}") from exc
+    check_json_depth(data, path, CheckpointError)
+    return data
 
 
 def load_tokenizer_json(path: Path) -> dict[str, Any]:
