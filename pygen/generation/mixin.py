@@ -240,7 +240,9 @@ class GenerationMixin:
                 encoder_hidden = self.gen_encode(input_ids, attention_mask, **({} if types is None else
                                                                                {"token_type_ids": types}))
             cross_mask = attention_mask
-        cache = self.gen_new_cache(encoder_hidden, cross_mask, batch * expand, expand, config.max_length)
+        # Positions past the decoder's table are never fed (the loop stops or raises first).
+        capacity = config.max_length if position_limit is None else position_limit[0]
+        cache = self.gen_new_cache(encoder_hidden, cross_mask, batch * expand, expand, capacity)
         prompt = prompt.repeat_interleave(expand, dim=0)
         decoder_mask = None if prompt_mask is None else prompt_mask.repeat_interleave(expand, dim=0)
         run = DecodeRun(model=self, cache=cache, prompt=prompt, attention_mask=decoder_mask, processor=processor,

@@ -10,7 +10,7 @@ step is a no-op for the beam state and is trimmed from greedy outputs and from t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -42,12 +42,13 @@ class DecodeRun:
     # them with a sequence still running is an error (transformers fails there too), not before.
     position_limit: Optional[tuple[int, str]] = None
 
-    def check_positions(self, cur_len: int, finished: Tensor) -> bool:
+    def check_positions(self, cur_len: int, finished: Callable[[], Tensor]) -> bool:
         """Before feeding position ``cur_len - 1``: True when the loop must stop because every
-        sequence is done (read now, even where the stop check is deferred); raises when one runs."""
+        sequence is done (``finished()``, read now, even where the stop check is deferred; only
+        evaluated past the table, so other steps pay nothing); raises when one runs."""
         if self.position_limit is None or cur_len <= self.position_limit[0]:
             return False
-        if bool(finished):
+        if bool(finished()):
             return True
         raise GenerationError(self.position_limit[1])
 
@@ -155,7 +156,7 @@ def greedy_or_sample(run: DecodeRun, *, do_sample: bool = False, warpers: Option
         if overshot:
             cur_len -= 1
             del scores[-1:], raw_logits[-1:]
-        if stop or run.check_positions(cur_len, ~unfinished.any()):
+        if stop or run.check_positions(cur_len, lambda: ~unfinished.any()):
             break
         tokens = next_tokens[:, None]
     return seqs[:, :cur_len], scores, raw_logits
@@ -216,7 +217,7 @@ def beam_search(run: DecodeRun, *, num_beams: int, num_return_sequences: int, le
         stop, overshot = stop_check(done)
         if overshot:
             del scores[-1:], raw_logits[-1:]
-        if stop or run.check_positions(cur_len, done):
+        if stop or run.check_positions(cur_len, lambda: done):
             break
         ops.reorder_rows_(run.cache.keys + run.cache.values, parents, run.cache.length)
         tokens = next_tokens[:, None]
