@@ -136,6 +136,10 @@ def warm_start_parity(ours, hf, batch, gradients: bool):
 
 def test_minilm_bert2bert_warm_start(minilm_batch):
     ours = ped.EncoderDecoderModel.from_encoder_decoder_pretrained(MINILM, MINILM)
+    # The new cross-attention and head weights transformers draws decide how far the key biases'
+    # gradients (zero in exact arithmetic) stray from 0 by rounding: a fixed draw keeps them under
+    # assert_grads_close's floor every run (unseeded, about one run in five exceeded it).
+    torch.manual_seed(1)
     hf = transformers.EncoderDecoderModel.from_encoder_decoder_pretrained(str(MINILM), str(MINILM))
     assert type(ours.encoder) is pb.BertModel and type(ours.decoder) is pb.BertLMHeadModel
     assert ours.encoder.pooler is not None and ours.enc_to_dec_proj is None
