@@ -401,6 +401,64 @@ def test_inputs_embeds_feed_the_encoder(models, kind):
         decoder_only.generate(inputs_embeds=embeds)
 
 
+def _assert_nested_close(ref, ours, what: str) -> None:
+    """Tuples (of tuples) of tensors: same structure and shapes, every element within tolerance."""
+    if isinstance(ref, torch.Tensor):
+        assert isinstance(ours, torch.Tensor) and ours.shape == ref.shape, f"{what}: {ours} vs {ref.shape}"
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-4, msg=lambda m: f"{what}: {m}")
+        return
+    assert isinstance(ours, tuple) and len(ours) == len(ref), f"{what}: {type(ours).__name__} of " \
+        f"{len(ours) if isinstance(ours, tuple) else '?'}, transformers {len(ref)}"
+    for i, (a, b) in enumerate(zip(ref, ours)):
+        _assert_nested_close(a, b, f"{what}[{i}]")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("strategy", [dict(), dict(num_beams=3, num_return_sequences=2), dict(do_sample=True)])
+def test_output_attentions_and_hidden_states(models, kind, strategy):
+    """output_attentions / output_hidden_states with return_dict_in_generate: the encoder's once and
+    the decoder's per step, as transformers' eager attention returns them (its default sdpa
+    attention returns empty tuples). The BERT family's attention does not materialise its
+    probabilities (as in its forward): hidden states only, and asking for attentions fails."""
+    ref_model, ours_model = models(kind)
+    eager = copy.deepcopy(ref_model)
+    eager.set_attn_implementation("eager")
+    bart = kind.startswith("bart")
+    kwargs = dict(strategy, max_new_tokens=6, return_dict_in_generate=True, output_hidden_states=True,
+                  output_attentions=bart, output_scores=True)
+    ids, mask = inputs(kind, ref_model, 3, 7, seed=31)
+    torch.manual_seed(32)
+    ref = eager.generate(ids, attention_mask=mask, **kwargs)
+    torch.manual_seed(32)
+    ours = ours_model.generate(ids, attention_mask=mask, **kwargs)
+    what = f"{kind} {strategy}"
+    assert_same_output(ref, ours, what)
+    fields = ["decoder_hidden_states", "encoder_hidden_states"] if ref_model.config.is_encoder_decoder \
+        else ["hidden_states"]
+    if bart:
+        fields += ["decoder_attentions", "cross_attentions", "encoder_attentions"] if kind == "bart" \
+            else ["attentions"]
+    assert sorted(f for f in ours.keys() if f not in ("sequences", "sequences_scores", "scores", "beam_indices")) \
+        == sorted(fields), what
+    for field in fields:
+        a, b = getattr(ref, field), getattr(ours, field)
+        if kind in DECODER_ONLY:  # the prompt's left padding: queries without a visible key, which
+            # eager attention spreads evenly over the masked keys and pygen answers with 0
+            def real(t):  # [rows, ...] with rows = the prompts repeated per beam
+                keep = mask.bool().repeat_interleave(t.shape[0] // mask.shape[0], dim=0)
+                return t * (keep[:, :, None] if field == "hidden_states" else keep[:, None, :, None])
+
+            a, b = ((tuple(real(t) for t in x[0]),) + x[1:] for x in (a, b))
+        _assert_nested_close(a, b, f"{what} {field}")
+    # Without return_dict_in_generate nothing is collected, as in transformers.
+    plain = dict(kwargs, return_dict_in_generate=False, output_attentions=True)
+    torch.manual_seed(32)
+    assert torch.equal(ours_model.generate(ids, attention_mask=mask, **plain), ours.sequences)
+    if not bart:
+        with pytest.raises(pygen.errors.InputError, match="output_attentions"):
+            ours_model.generate(ids, attention_mask=mask, **dict(kwargs, output_attentions=True))
+
+
 @pytest.mark.parametrize("kind", ["bart", "bert2bert"])
 def test_left_padded_decoder_prompts(models, kind):
     """decoder_input_ids with a decoder_attention_mask (left-padded decoder prompts): the mask hides

@@ -20,7 +20,7 @@ from .config import FIELDS, GLOBAL_DEFAULTS, UNSUPPORTED, GenerationConfig, toke
 from .logits_process import LogitsProcessor
 from .outputs import (GenerateBeamDecoderOnlyOutput, GenerateBeamEncoderDecoderOutput, GenerateDecoderOnlyOutput,
                       GenerateEncoderDecoderOutput)
-from .search import DecodeRun, beam_search, greedy_or_sample
+from .search import DecodeRun, StepRecords, beam_search, greedy_or_sample
 from .streamers import BaseStreamer
 
 logger = logging.getLogger("pygen")
@@ -70,7 +70,7 @@ class GenerationMixin:
                 do_sample, temperature, top_k, top_p, min_p, typical_p, epsilon_cutoff, eta_cutoff,
                 encoder_repetition_penalty, remove_invalid_values, exponential_decay_length_penalty,
                 suppress_tokens, begin_suppress_tokens, renormalize_logits, sequence_bias, output_scores,
-                output_logits, return_dict_in_generate) and model inputs: ``attention_mask``, ``encoder_outputs``
+                output_logits, output_attentions, output_hidden_states, return_dict_in_generate) and model inputs: ``attention_mask``, ``encoder_outputs``
                 (encoder-decoder: skip the encoder), ``inputs_embeds`` (encoder-decoder: the encoder's
                 input embeddings instead of ids), ``decoder_input_ids`` (decoder prompt),
                 ``token_type_ids`` (what a BERT tokenizer returns: the encoder's segment ids; a
@@ -79,7 +79,10 @@ class GenerationMixin:
         Returns:
             ``sequences`` ``[batch * num_return_sequences, length]`` (int64), or with
             ``return_dict_in_generate=True`` a ``Generate*Output`` holding them and, on request,
-            ``scores``, ``logits``, ``sequences_scores`` and ``beam_indices``.
+            ``scores``, ``logits``, ``sequences_scores``, ``beam_indices`` and the attentions / hidden
+            states (BART's attention probabilities are those of transformers' eager attention; the
+            BERT family returns hidden states only). Asking for attentions or hidden states takes a
+            slower decoder step that materialises them.
         """
         model_inputs = {k: kwargs.pop(k) for k in _MODEL_INPUTS if k in kwargs}
         config, max_length_is_default = self._resolve_generation_config(generation_config, kwargs)
@@ -111,6 +114,12 @@ class GenerationMixin:
         input_ids = inputs if inputs is not None else model_inputs.get("input_ids")
         attention_mask = model_inputs.get("attention_mask")
         encoder_hidden = _encoder_hidden_states(model_inputs.get("encoder_outputs"))
+        # output_attentions / output_hidden_states: collected only for a returned dict, as in transformers.
+        want_attentions = bool(config.return_dict_in_generate and config.output_attentions)
+        want_hidden = bool(config.return_dict_in_generate and config.output_hidden_states)
+        encoder_extras = {}  # the encoder's attentions / hidden states, when asked for
+        if encoder_hidden is not None and (want_attentions or want_hidden):
+            encoder_extras = _encoder_extras(model_inputs["encoder_outputs"], want_attentions, want_hidden)
         if model_inputs.get("inputs_embeds") is not None:
             if not is_encoder_decoder:
                 raise GenerationError(f"{type(self).__name__} is decoder-only: pygen's generate() takes its prompt as "
@@ -118,8 +127,11 @@ class GenerationMixin:
             if input_ids is not None or encoder_hidden is not None:
                 raise GenerationError("pass the source as one of `input_ids`, `inputs_embeds` or `encoder_outputs`")
             # The encoder reads the embeddings (as in transformers); the rest is the encoder_outputs path.
-            encoder_hidden = self.get_encoder()(inputs_embeds=model_inputs["inputs_embeds"],
-                                                attention_mask=attention_mask, return_dict=True).last_hidden_state
+            encoder_out = self.get_encoder()(inputs_embeds=model_inputs["inputs_embeds"], attention_mask=attention_mask,
+                                             output_attentions=want_attentions, output_hidden_states=want_hidden,
+                                             return_dict=True)
+            encoder_hidden = encoder_out.last_hidden_state
+            encoder_extras = _encoder_extras(encoder_out, want_attentions, want_hidden)
         if not is_encoder_decoder and encoder_hidden is not None:
             raise GenerationError(f"{type(self).__name__} is decoder-only: it takes no `encoder_outputs`")
         if not is_encoder_decoder and model_inputs.get("decoder_input_ids") is not None:
@@ -237,8 +249,15 @@ class GenerationMixin:
         if is_encoder_decoder:
             if encoder_hidden is None:
                 types = model_inputs.get("token_type_ids")
-                encoder_hidden = self.gen_encode(input_ids, attention_mask, **({} if types is None else
-                                                                               {"token_type_ids": types}))
+                types = {} if types is None else {"token_type_ids": types}
+                if want_attentions or want_hidden:  # the encoder's forward, which returns them
+                    encoder_out = self.get_encoder()(input_ids, attention_mask=attention_mask,
+                                                     output_attentions=want_attentions,
+                                                     output_hidden_states=want_hidden, return_dict=True, **types)
+                    encoder_hidden = encoder_out.last_hidden_state
+                    encoder_extras = _encoder_extras(encoder_out, want_attentions, want_hidden)
+                else:
+                    encoder_hidden = self.gen_encode(input_ids, attention_mask, **types)
             cross_mask = attention_mask
         # Positions past the decoder's table are never fed (the loop stops or raises first).
         capacity = config.max_length if position_limit is None else position_limit[0]
@@ -250,7 +269,8 @@ class GenerationMixin:
                         eos=torch.tensor(eos, dtype=torch.long, device=device) if eos else None, pad_token_id=pad,
                         output_scores=bool(config.return_dict_in_generate and config.output_scores),
                         output_logits=bool(config.return_dict_in_generate and config.output_logits),
-                        stopping_criteria=criteria, position_limit=position_limit)
+                        stopping_criteria=criteria, position_limit=position_limit,
+                        records=StepRecords(want_attentions, want_hidden) if want_attentions or want_hidden else None)
         warpers = None
         if config.do_sample:
             keep = (len(eos) + 1 if eos else 2) if beams > 1 else 1
@@ -269,7 +289,8 @@ class GenerationMixin:
                 return sequences
             cls = GenerateBeamEncoderDecoderOutput if is_encoder_decoder else GenerateBeamDecoderOnlyOutput
             return cls(sequences=sequences, sequences_scores=seq_scores if config.output_scores else None,
-                       scores=tuple(scores) or None, logits=tuple(logits) or None, beam_indices=beam_indices)
+                       scores=tuple(scores) or None, logits=tuple(logits) or None, beam_indices=beam_indices,
+                       **_step_extras(run, is_encoder_decoder), **encoder_extras)
         if streamer is not None:
             streamer.put(prompt.cpu())
         sequences, scores, logits = greedy_or_sample(run, do_sample=bool(config.do_sample), warpers=warpers,
@@ -279,7 +300,8 @@ class GenerationMixin:
         if not config.return_dict_in_generate:
             return sequences
         cls = GenerateEncoderDecoderOutput if is_encoder_decoder else GenerateDecoderOnlyOutput
-        return cls(sequences=sequences, scores=tuple(scores) or None, logits=tuple(logits) or None)
+        return cls(sequences=sequences, scores=tuple(scores) or None, logits=tuple(logits) or None,
+                   **_step_extras(run, is_encoder_decoder), **encoder_extras)
 
     def _resolve_generation_config(self, generation_config: Optional[GenerationConfig],
                                    kwargs: dict[str, Any]) -> tuple[GenerationConfig, bool]:
@@ -311,11 +333,41 @@ class GenerationMixin:
         for name, off in UNSUPPORTED.items():
             if getattr(config, name, off) not in (off, None):
                 raise GenerationError(f"pygen does not implement `{name}` (got {getattr(config, name)!r})")
-        for name in ("output_attentions", "output_hidden_states"):
-            if getattr(config, name) and name in kwargs:
-                raise GenerationError(f"pygen's generate() does not return `{name.removeprefix('output_')}`")
         config.validate()  # value ranges too: the values this call will run with
         return config, max_length_is_default
+
+
+def _encoder_extras(encoder_outputs: Any, attentions: bool, hidden_states: bool) -> dict[str, Any]:
+    """The encoder's attentions / hidden states for the returned dict (transformers takes them from
+    ``encoder_outputs``, given or computed; a bare tensor or tuple has none)."""
+    def field(name: str) -> Any:
+        if isinstance(encoder_outputs, dict):
+            return encoder_outputs.get(name)
+        return getattr(encoder_outputs, name, None)
+
+    extras = {}
+    if attentions:
+        extras["encoder_attentions"] = field("attentions")
+    if hidden_states:
+        extras["encoder_hidden_states"] = field("hidden_states")
+    return extras
+
+
+def _step_extras(run: DecodeRun, is_encoder_decoder: bool) -> dict[str, Any]:
+    """The decoder's per-step attentions / hidden states for the returned dict, under transformers' names."""
+    records = run.records
+    if records is None:
+        return {}
+    extras = {}
+    if records.output_attentions:
+        if is_encoder_decoder:
+            extras["decoder_attentions"] = tuple(records.attentions)
+            extras["cross_attentions"] = tuple(records.cross_attentions)
+        else:
+            extras["attentions"] = tuple(records.attentions)
+    if records.output_hidden_states:
+        extras["decoder_hidden_states" if is_encoder_decoder else "hidden_states"] = tuple(records.hidden_states)
+    return extras
 
 
 def _vocab_sizes(config) -> tuple[int, int]:

@@ -18,6 +18,7 @@ from torch import Tensor
 from .. import ops
 from ..errors import GenerationError
 from .logits_process import LogitsProcessor, warp
+from .protocol import StepOutputs
 from .streamers import BaseStreamer
 
 _BEAM_PENALTY = -1.0e9  # transformers' initial score of the beams that are not started yet
@@ -38,6 +39,7 @@ class DecodeRun:
     output_scores: bool
     output_logits: bool
     stopping_criteria: list  # the caller's extra criteria (greedy / sampling)
+    records: Optional["StepRecords"] = None  # output_attentions / output_hidden_states: filled per step
     # (positions, message) when max_length needs more positions than the decoder has: reaching
     # them with a sequence still running is an error (transformers fails there too), not before.
     position_limit: Optional[tuple[int, str]] = None
@@ -51,6 +53,30 @@ class DecodeRun:
         if bool(finished()):
             return True
         raise GenerationError(self.position_limit[1])
+
+
+class StepRecords:
+    """Per-step attentions / hidden states for ``output_attentions`` / ``output_hidden_states``: one
+    entry per decoder step, each a per-layer tuple (transformers' ``decoder_attentions``,
+    ``cross_attentions``, ``decoder_hidden_states``)."""
+
+    def __init__(self, output_attentions: bool, output_hidden_states: bool):
+        self.output_attentions, self.output_hidden_states = output_attentions, output_hidden_states
+        self.attentions: list[tuple[Tensor, ...]] = []
+        self.cross_attentions: list[tuple[Tensor, ...]] = []
+        self.hidden_states: list[tuple[Tensor, ...]] = []
+
+    def add(self, step: StepOutputs) -> None:
+        if self.output_attentions:
+            self.attentions.append(step.attentions)
+            if step.cross_attentions is not None:
+                self.cross_attentions.append(step.cross_attentions)
+        if self.output_hidden_states:
+            self.hidden_states.append(step.hidden_states)
+
+    def drop_last(self) -> None:
+        for entries in (self.attentions, self.cross_attentions, self.hidden_states):
+            del entries[-1:]
 
 
 class _StopCheck:
@@ -79,7 +105,7 @@ class _StopCheck:
 
 
 class _Decoder:
-    """Feeds tokens to the model, growing the decoder-only padding mask."""
+    """Feeds tokens to the model, growing the decoder-only padding mask; fills ``run.records``."""
 
     def __init__(self, run: DecodeRun):
         self.run = run
@@ -94,7 +120,13 @@ class _Decoder:
         """Logits of the last of ``tokens`` ``[rows, n]``, as ``[rows, vocab]``."""
         cache = self.run.cache
         mask = None if self.mask is None else self.mask[:, :cache.length + tokens.shape[1]]
-        return self.run.model.gen_step(tokens, cache, mask)[:, -1]
+        records = self.run.records
+        if records is None:
+            return self.run.model.gen_step(tokens, cache, mask)[:, -1]
+        step = self.run.model.gen_step_outputs(tokens, cache, mask, records.output_attentions,
+                                               records.output_hidden_states)
+        records.add(step)
+        return step.logits[:, -1]
 
 
 def _multinomial(probs: Tensor, num_samples: int, generator: Optional[torch.Generator]) -> Tensor:
@@ -156,6 +188,8 @@ def greedy_or_sample(run: DecodeRun, *, do_sample: bool = False, warpers: Option
         if overshot:
             cur_len -= 1
             del scores[-1:], raw_logits[-1:]
+            if run.records is not None:
+                run.records.drop_last()
         if stop or run.check_positions(cur_len, lambda: ~unfinished.any()):
             break
         tokens = next_tokens[:, None]
@@ -217,6 +251,8 @@ def beam_search(run: DecodeRun, *, num_beams: int, num_return_sequences: int, le
         stop, overshot = stop_check(done)
         if overshot:
             del scores[-1:], raw_logits[-1:]
+            if run.records is not None:
+                run.records.drop_last()
         if stop or run.check_positions(cur_len, lambda: done):
             break
         ops.reorder_rows_(run.cache.keys + run.cache.values, parents, run.cache.length)

@@ -23,6 +23,7 @@ from ..activations import get_activation
 from ..configuration_utils import PretrainedConfig, check_sizes, register_config
 from ..errors import ConfigError, InputError
 from ..generation.mixin import GenerationMixin
+from ..generation.protocol import StepOutputs
 from ..modeling_outputs import (BaseModelOutput, BaseModelOutputWithPastAndCrossAttentions,
                                 CausalLMOutputWithCrossAttentions, Seq2SeqLMOutput, Seq2SeqModelOutput,
                                 Seq2SeqQuestionAnsweringModelOutput, Seq2SeqSequenceClassifierOutput)
@@ -824,6 +825,15 @@ class BartForConditionalGeneration(BartPreTrainedModel, GenerationMixin):
         hidden_states = self.model.decoder.step(input_ids, cache, attention_mask)
         return self.lm_head(hidden_states) + self.final_logits_bias
 
+    @torch.no_grad()
+    def gen_step_outputs(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor],
+                         output_attentions: bool, output_hidden_states: bool) -> StepOutputs:
+        out = self.model.decoder(input_ids=input_ids, attention_mask=attention_mask, past_key_values=cache,
+                                 output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                                 return_dict=True)
+        logits = self.lm_head(out.last_hidden_state) + self.final_logits_bias
+        return StepOutputs(logits, out.attentions, out.cross_attentions, out.hidden_states)
+
 
 class BartForSequenceClassification(BartPreTrainedModel):
     """BART with a classifier on the decoder state of each example's last <eos> token."""
@@ -1038,6 +1048,14 @@ class BartForCausalLM(BartPreTrainedModel, GenerationMixin):
     @torch.no_grad()
     def gen_step(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor] = None) -> Tensor:
         return self.lm_head(self.model.decoder.step(input_ids, cache, attention_mask))
+
+    @torch.no_grad()
+    def gen_step_outputs(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor],
+                         output_attentions: bool, output_hidden_states: bool) -> StepOutputs:
+        out = self.model.decoder(input_ids=input_ids, attention_mask=attention_mask, past_key_values=cache,
+                                 output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                                 return_dict=True)
+        return StepOutputs(self.lm_head(out.last_hidden_state), out.attentions, None, out.hidden_states)
 
 
 __all__ = [

@@ -24,6 +24,7 @@ from ..activations import get_activation
 from ..configuration_utils import PretrainedConfig, check_sizes, register_config
 from ..errors import ConfigError, InputError
 from ..generation.mixin import GenerationMixin
+from ..generation.protocol import StepOutputs
 from ..modeling_outputs import CausalLMOutputWithCrossAttentions, ModelOutput
 from ..modeling_utils import PreTrainedModel
 from ..ops import Linear, attention
@@ -634,9 +635,14 @@ class BertCausalLMMixin(GenerationMixin):
         return cache
 
     def gen_step(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor] = None) -> Tensor:
+        return self.gen_step_outputs(input_ids, cache, attention_mask, False, False).logits
+
+    def gen_step_outputs(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor],
+                         output_attentions: bool, output_hidden_states: bool) -> StepOutputs:
         _check_mask("attention_mask", attention_mask, (input_ids.shape[0], cache.length + input_ids.shape[1]))
         positions = generation_position_ids(attention_mask, cache.length, input_ids.shape[1], input_ids.device)
-        return self.decode_step(input_ids, cache, attention_mask, positions)
+        return self.decode_step_outputs(input_ids, cache, attention_mask, positions, output_attentions,
+                                        output_hidden_states)
 
     def gen_max_positions(self, explicit_positions: bool = True) -> int:
         """The most positions (prompt + generated, cached included) :meth:`decode_step` accepts: with
@@ -649,7 +655,14 @@ class BertCausalLMMixin(GenerationMixin):
     def decode_step(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor] = None,
                     position_ids: Optional[Tensor] = None) -> Tensor:
         """Logits of the newest tokens, attending to (and extending) ``cache``; ``position_ids=None``
-        uses the model's own positions (as inside an encoder-decoder).
+        uses the model's own positions (as inside an encoder-decoder)."""
+        return self.decode_step_outputs(input_ids, cache, attention_mask, position_ids).logits
+
+    def decode_step_outputs(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor] = None,
+                            position_ids: Optional[Tensor] = None, output_attentions: bool = False,
+                            output_hidden_states: bool = False) -> StepOutputs:
+        """:meth:`decode_step` with the hidden states on request (attention probabilities are not
+        materialised by this family: asking for them is an InputError, as in ``forward``).
 
         Token values are checked for the prompt only: later tokens come from the model, and
         checking them would cost a device sync per step.
@@ -666,9 +679,10 @@ class BertCausalLMMixin(GenerationMixin):
             cached = f" (cached {cache.length} + new {input_ids.shape[1]})" if cache.length else ""
             raise InputError(f"input_ids reach {total} positions{cached}: longer than the model's maximum of {limit} "
                              "(max_position_embeddings)")
-        hidden, _, _ = self.backbone._run_stack(input_ids, attention_mask, position_ids, None, None, None, cache,
-                                                True, False, False, check_inputs=False)
-        return self.lm_logits(hidden)
+        hidden, all_hidden, _ = self.backbone._run_stack(input_ids, attention_mask, position_ids, None, None, None,
+                                                         cache, True, output_attentions, output_hidden_states,
+                                                         check_inputs=False)
+        return StepOutputs(self.lm_logits(hidden), None, None, all_hidden)
 
 
 # ---- BERT --------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from ..cache import KVCache
 from ..configuration_utils import AutoConfig, PretrainedConfig, config_class_for, register_config
 from ..errors import ConfigError, InputError
 from ..generation.mixin import GenerationMixin
+from ..generation.protocol import StepOutputs
 from ..hub import resolve_pretrained
 from ..modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from ..modeling_utils import PreTrainedModel
@@ -387,3 +388,8 @@ class EncoderDecoderModel(GenerationMixin, PreTrainedModel):
     def gen_step(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor] = None) -> Tensor:
         # The decoder keeps its own position ids here (transformers passes none to it in generate).
         return self.decoder.decode_step(input_ids, cache, attention_mask)
+
+    def gen_step_outputs(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor],
+                         output_attentions: bool, output_hidden_states: bool) -> StepOutputs:
+        return self.decoder.decode_step_outputs(input_ids, cache, attention_mask, None, output_attentions,
+                                                output_hidden_states)
