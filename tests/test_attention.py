@@ -700,6 +700,49 @@ def test_single_key_gradients(device):
     assert_matches(leaves[2].grad, grad_out.double().sum(1, keepdim=True), torch.float32, "dv")
 
 
+# float32 only with fills that swallow the scores whole: a smaller one rounds score + fill
+# differently for any two summation orders of the score.
+LARGE_BIAS = [(torch.float64, fill) for fill in (-1e3, -1e8, -1e30, "finfo.min")] + \
+             [(torch.float32, fill) for fill in (-1e30, "finfo.min")]
+
+
+@pytest.mark.parametrize("dtype, fill", LARGE_BIAS)
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradients_under_a_large_bias_on_every_key(device, dtype, fill):
+    """Rows whose every key carries one large additive bias (Perceiver's fully padded rows under a
+    finfo.min mask): the gradients of a softmax of the scores as rounded in ``dtype`` (what
+    transformers differentiates), where the log-sum-exp m + log(l) alone has lost log(l)."""
+    if fill == "finfo.min":
+        fill = torch.finfo(dtype).min
+    g = torch.Generator().manual_seed(17)
+    q, k, v = make_qkv(g, batch=2, q_len=5, kv_len=7, heads=2, dim=8, v_dim=6, device=device, dtype=dtype)
+    bias = torch.zeros(2, 1, 5, 7, dtype=dtype)
+    bias[1] = fill  # every key of every row of batch 1
+    bias[0, 0, 2] = fill  # one row of batch 0
+    bias[0, 0, 3, 4] = fill  # one key of one row
+    bias = bias.to(device)
+    grad_out = randn(g, 2, 5, 2, 6, device=device, dtype=dtype)
+    leaves = [t.detach().clone().requires_grad_() for t in (q, k, v)]
+    attention(*leaves, attn_bias=bias).backward(grad_out)
+    refs = [t.detach().cpu().requires_grad_() for t in leaves]
+    scores = torch.einsum("bqhd,bkhd->bhqk", refs[0], refs[1]) * 8 ** -0.5 + bias.cpu()  # rounded in dtype
+    probs = scores.double().softmax(-1)
+    torch.einsum("bhqk,bkhd->bqhd", probs, refs[2].double()).backward(grad_out.cpu().double())
+    for name, got, want in zip(("dq", "dk", "dv"), leaves, refs):
+        assert_matches(got.grad, want.grad, dtype, name)
+
+
+def test_double_backward():
+    """create_graph=True differentiates the gradients (through the reference's backward): gradgradcheck
+    over masks, causality, bias and kv_group."""
+    g = torch.Generator().manual_seed(23)
+    for case in ("plain", "mask with empty row", "causal q<k", "kv_group", "bias"):
+        q, k, v, kw = gradcheck_inputs(case, "cpu", g)
+        fn = lambda q_, k_, v_: attention(q_, k_, v_, **kw)  # noqa: E731
+        leaves = [t.detach().clone().requires_grad_() for t in (q, k, v)]
+        assert torch.autograd.gradgradcheck(fn, leaves), case
+
+
 # ---- dropout -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("device", DEVICES)
 def test_dropout(device):

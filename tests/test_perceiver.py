@@ -152,10 +152,13 @@ def test_attentions_hidden_states_and_tuples_match(variant, seed):
         assert len(plain) == 1 and _max_diff(plain[0], got[1]) <= 1e-4
 
 
+@pytest.mark.parametrize("fully_masked_row", [False, True])
 @pytest.mark.parametrize("variant", ["base", "qk_v_channels", "no_query_residual"])
-def test_loss_and_gradients_match(variant, seed):
+def test_loss_and_gradients_match(variant, fully_masked_row, seed):
+    """Including a row with no visible byte, whose cross-attention spreads evenly over the masked
+    inputs (transformers' finfo.min mask), and whose gradients are that softmax's."""
     ref, ours = _pair(**VARIANTS[variant])
-    ids, mask, labels = _batch(3, 21, SMALL["max_position_embeddings"])
+    ids, mask, labels = _batch(3, 21, SMALL["max_position_embeddings"], fully_masked_row=fully_masked_row)
     expected = ref(inputs=ids, attention_mask=mask, labels=labels).loss
     got = ours(input_ids=ids, attention_mask=mask, labels=labels).loss
     assert abs(expected.item() - got.item()) <= 1e-5, seed

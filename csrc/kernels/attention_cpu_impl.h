@@ -16,6 +16,10 @@ constexpr int64_t kBQ = 96;  // query rows per prefill task (16 x the 6-row regi
 constexpr int64_t kBK = 96;  // keys per tile
 constexpr int64_t kDecodeRows = 8;  // at most this many rows per (kv batch, head): decode path
 constexpr int64_t kDecodeChunk = 128;
+// |lse| above which the backward recomputes a row's max and sum: m + log(l) then carries
+// log(l) only to about kExactLse * epsilon (float: 1.5e-5 relative in P).
+template <typename acc_t>
+constexpr acc_t kExactLse = acc_t(256);
 
 // e^x for x <= 0 (all softmax needs): Cody-Waite reduction to |r| <= ln2/2, degree-7 Taylor
 // polynomial (truncation error ~5e-9), times 2^n built in the exponent bits. x < -87 (and -inf)
@@ -550,7 +554,7 @@ void forward(const AttentionParams& prm) {
 
 // ---------------------------------------------------------------------------------------------
 // Backward: one task per (kv batch, head) owns its dK, dV tiles and all its dQ rows, so no two
-// tasks write the same gradient element. Per tile: S^T = K Q^T, P^T = exp(S^T - lse),
+// tasks write the same gradient element. Per tile: S^T = K Q^T, P^T = exp(S^T - lse) (see inv_l),
 // dP^T = V dO^T, dS^T = P^T (dP^T - rowsum(dO * O)), dV = P^T dO, dK = dS^T Q, dQ += dS K.
 
 template <typename scalar_t, typename acc_t>
@@ -590,6 +594,58 @@ void backward_pair(const AttentionBwdParams& bp, const Problem<scalar_t, acc_t>&
     if (P.bias) bias_off[r] = P.bias_offset(kb, h, r);
   }
   std::vector<acc_t> st(kBK * nq), dpt(kBK * nq), dk(kBK * D), dv(kBK * Dv), kbuf, vbuf;
+  // S^T for keys [j0, j0 + nk) with bias and causality applied (masked keys' rows are not written:
+  // the callers skip them).
+  const auto scores = [&](int64_t j0, int64_t nk, const acc_t* kt, int64_t ldk) {
+    gemm<acc_t>(nk, nq, D, kt, ldk, 1, qt.data(), nq, st.data(), nq, false);
+    for (int64_t jj = 0; jj < nk; ++jj) {
+      const int64_t j = j0 + jj;
+      acc_t* srow = st.data() + jj * nq;
+      if (p.mask && !p.mask[kb * p.kv_len + j]) continue;
+      if (P.bias) {
+        const acc_t* bj = P.bias + j * p.bias_stride[3];
+        for (int64_t r = 0; r < R; ++r) srow[r] += bj[bias_off[r]];
+      }
+      if (j > min_last)
+        for (int64_t r = 0; r < R; ++r)
+          if (j > last[r]) srow[r] = -kInf;
+    }
+  };
+  // P = exp(S - lse) * inv_l. A row whose every key carries a large additive bias (a finfo.min
+  // mask over all keys: Perceiver's fully padded rows) has |lse| so large that m + log(l) lost
+  // log(l) to rounding; for such rows an extra pass recomputes the row max m and sum l exactly,
+  // and P = exp(S - m) / l.
+  std::vector<acc_t> inv_l(nq, acc_t(1));
+  bool redo = false;
+  for (int64_t r = 0; r < R && P.bias; ++r) redo |= lse[r] != kInf && std::abs(lse[r]) > kExactLse<acc_t>;
+  if (redo) {
+    std::vector<acc_t> m(nq, -kInf), l(nq, acc_t(0));
+    for (int64_t j0 = 0; j0 <= max_last; j0 += kBK) {
+      const int64_t nk = std::min(kBK, p.kv_len - j0);
+      if (!P.any_visible(kb, j0, nk)) continue;
+      int64_t ldk;
+      const acc_t* kt = rows_as_acc<scalar_t, acc_t>(P.k_row(kb, h, j0), p.k_stride[1], nk, D, kbuf, ldk);
+      scores(j0, nk, kt, ldk);
+      for (int64_t jj = 0; jj < nk; ++jj) {
+        if (p.mask && !p.mask[kb * p.kv_len + j0 + jj]) continue;
+        const acc_t* srow = st.data() + jj * nq;
+        for (int64_t r = 0; r < R; ++r) {
+          if (srow[r] == -kInf) continue;
+          if (srow[r] > m[r]) {
+            l[r] = l[r] * std::exp(m[r] - srow[r]) + acc_t(1);
+            m[r] = srow[r];
+          } else {
+            l[r] += std::exp(srow[r] - m[r]);
+          }
+        }
+      }
+    }
+    for (int64_t r = 0; r < R; ++r)
+      if (lse[r] != kInf && std::abs(lse[r]) > kExactLse<acc_t> && l[r] > 0) {
+        lse[r] = m[r];
+        inv_l[r] = acc_t(1) / l[r];
+      }
+  }
   for (int64_t j0 = 0; j0 < p.kv_len; j0 += kBK) {
     const int64_t nk = std::min(kBK, p.kv_len - j0);
     const bool live = j0 <= max_last && P.any_visible(kb, j0, nk);
@@ -599,26 +655,18 @@ void backward_pair(const AttentionBwdParams& bp, const Problem<scalar_t, acc_t>&
       int64_t ldk, ldv;
       const acc_t* kt = rows_as_acc<scalar_t, acc_t>(P.k_row(kb, h, j0), p.k_stride[1], nk, D, kbuf, ldk);
       const acc_t* vt = rows_as_acc<scalar_t, acc_t>(P.v_row(kb, h, j0), p.v_stride[1], nk, Dv, vbuf, ldv);
-      gemm<acc_t>(nk, nq, D, kt, ldk, 1, qt.data(), nq, st.data(), nq, false);
+      scores(j0, nk, kt, ldk);
       gemm<acc_t>(nk, nq, Dv, vt, ldv, 1, dot.data(), nq, dpt.data(), nq, false);
       for (int64_t jj = 0; jj < nk; ++jj) {
-        const int64_t j = j0 + jj;
         acc_t* srow = st.data() + jj * nq;
         acc_t* drow = dpt.data() + jj * nq;
-        if (p.mask && !p.mask[kb * p.kv_len + j]) {
+        if (p.mask && !p.mask[kb * p.kv_len + j0 + jj]) {
           std::fill(srow, srow + nq, acc_t(0));
           std::fill(drow, drow + nq, acc_t(0));
           continue;
         }
-        if (P.bias) {
-          const acc_t* bj = P.bias + j * p.bias_stride[3];
-          for (int64_t r = 0; r < R; ++r) srow[r] += bj[bias_off[r]];
-        }
-        if (j > min_last)
-          for (int64_t r = 0; r < R; ++r)
-            if (j > last[r]) srow[r] = -kInf;
         for (int64_t c = 0; c < nq; c += L) {
-          const V pr = exp_nonpos(vload(srow + c) - vload(lse.data() + c));
+          const V pr = exp_nonpos(vload(srow + c) - vload(lse.data() + c)) * vload(inv_l.data() + c);
           vstore(srow + c, pr);
           vstore(drow + c, pr * (vload(drow + c) - vload(delta.data() + c)));
         }

@@ -47,7 +47,9 @@ def attention_reference(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optio
     if attn_bias is not None:
         scores = scores + attn_bias.to(acc)
     scores = scores.masked_fill(~visible, float("-inf"))
-    probs = torch.softmax(scores, dim=-1).nan_to_num(0.0)  # all-masked rows -> 0
+    # Rows with no visible key give 0; softmax runs on zeros there so no NaN reaches a gradient.
+    dead = (scores == float("-inf")).all(dim=-1, keepdim=True)
+    probs = torch.softmax(scores.masked_fill(dead, 0.0), dim=-1).masked_fill(dead, 0.0)
     if dropout_p > 0.0:
         keep = torch.rand(probs.shape, device=probs.device, generator=generator) >= dropout_p
         probs = probs * keep / (1.0 - dropout_p) if dropout_p < 1.0 else torch.zeros_like(probs)
@@ -168,11 +170,34 @@ def _setup_context(ctx, inputs, output):
     ctx.causal, ctx.scale, ctx.kv_group = causal, scale, kv_group
 
 
+# |lse| above which a row's probabilities cannot be rebuilt from lse alone (m + log(l) lost log(l)
+# to rounding: every key under a large additive bias). The CPU kernel recomputes such rows itself.
+_EXACT_LSE = 256.0
+
+
 def _backward(ctx, grad_out, _grad_lse):
     q, k, v, out, lse, key_padding_mask, attn_bias = ctx.saved_tensors
-    dq, dk, dv = torch.ops.pygen.attention_bwd(grad_out, q, k, v, out, lse, key_padding_mask, attn_bias,
-                                               ctx.causal, ctx.scale, ctx.kv_group)
+    create_graph = torch.is_grad_enabled()  # double backward: the kernels' backward is not differentiable
+    lost_lse = (attn_bias is not None and q.device.type != "cpu"
+                and bool(((lse.abs() > _EXACT_LSE) & lse.isfinite()).any()))
+    if create_graph or lost_lse:
+        dq, dk, dv = _reference_backward(ctx, grad_out, (q, k, v), key_padding_mask, attn_bias, create_graph)
+    else:
+        dq, dk, dv = torch.ops.pygen.attention_bwd(grad_out, q, k, v, out, lse, key_padding_mask, attn_bias,
+                                                   ctx.causal, ctx.scale, ctx.kv_group)
     return dq, dk, dv, None, None, None, None, None
+
+
+def _reference_backward(ctx, grad_out, qkv, key_padding_mask, attn_bias, create_graph):
+    """The gradients of :func:`attention_reference` (the same to rounding), differentiable with ``create_graph``."""
+    needs = ctx.needs_input_grad[:3]
+    with torch.enable_grad():
+        if not create_graph:
+            qkv = tuple(t.detach().requires_grad_(need) for t, need in zip(qkv, needs))
+        ref = attention_reference(*qkv, key_padding_mask, attn_bias, ctx.causal, ctx.scale, ctx.kv_group)
+        found = iter(torch.autograd.grad(ref, [t for t, need in zip(qkv, needs) if need], grad_out,
+                                         create_graph=create_graph))
+    return tuple(next(found) if need else None for need in needs)
 
 
 if extension is not None:
