@@ -401,6 +401,35 @@ def test_inputs_embeds_feed_the_encoder(models, kind):
         decoder_only.generate(inputs_embeds=embeds)
 
 
+@pytest.mark.parametrize("kind", ["bart", "bert2bert"])
+def test_less_common_arguments(models, kind):
+    """Per-row decoder start ids, eos_token_id=[] (no EOS), transformers' own GenerationConfig
+    object, transformers options pygen lacks passed at their "off" value, and max_time: as in
+    transformers (max_time=0 stops after the first token)."""
+    ref_model, ours_model = models(kind)
+    ids, mask = inputs(kind, ref_model, 3, 8, seed=41)
+    cases = [dict(decoder_start_token_id=[7, 8, 9]), dict(decoder_start_token_id=torch.tensor([7, 8, 9]), num_beams=2),
+             dict(decoder_start_token_id=[7, 8, 9], decoder_input_ids=torch.tensor([[8, 11], [8, 12], [8, 13]])),
+             dict(eos_token_id=[]), dict(eos_token_id=[], pad_token_id=1, num_beams=3),
+             dict(generation_config=transformers.GenerationConfig(num_beams=3, max_new_tokens=6, eos_token_id=ED_EOS,
+                                                                  decoder_start_token_id=ED_START)),
+             dict(num_beam_groups=1, diversity_penalty=0.0, guidance_scale=None),
+             dict(max_time=100.0), dict(max_time=0.0, do_sample=True)]
+    for kwargs in cases:
+        if "generation_config" not in kwargs:
+            kwargs = dict(kwargs, max_new_tokens=7)
+        torch.manual_seed(0)
+        expected = ref_model.generate(ids, attention_mask=mask, **kwargs)
+        torch.manual_seed(0)
+        assert_same_output(expected, ours_model.generate(ids, attention_mask=mask, **kwargs), f"{kind} {kwargs}")
+    for kwargs, match in ((dict(decoder_start_token_id=[7, 8]), "one per batch row"),
+                          (dict(max_time=1.0, num_beams=2), "max_time"),
+                          (dict(guidance_scale=2.0), "does not implement `guidance_scale`"),
+                          (dict(num_beam_groups=2, num_beams=4), "does not implement `num_beam_groups`")):
+        with pytest.raises(GenerationError, match=match):
+            ours_model.generate(ids, attention_mask=mask, max_new_tokens=3, **kwargs)
+
+
 def _assert_nested_close(ref, ours, what: str) -> None:
     """Tuples (of tuples) of tensors: same structure and shapes, every element within tolerance."""
     if isinstance(ref, torch.Tensor):

@@ -53,7 +53,7 @@ def generate_batches(model, tokenizer, texts: Sequence[str], batch_size: int = 1
         pad = config.pad_token_id
     if pad is None:
         raise GenerationError("the tokenizer has no pad_token_id to pad batches with")
-    eos = set(token_ids(config.eos_token_id, "eos_token_id") or [])
+    eos = set(token_ids(config.eos_token_id, "eos_token_id", empty_ok=True) or [])
 
     ids = tokenizer(texts, **(tokenizer_kwargs or {}))["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]), reverse=True)

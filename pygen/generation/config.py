@@ -23,7 +23,7 @@ GENERATION_CONFIG_NAME = "generation_config.json"
 # Fields pygen reads. All start unset (None).
 FIELDS = (
     # lengths
-    "max_length", "max_new_tokens", "min_length", "min_new_tokens", "early_stopping",
+    "max_length", "max_new_tokens", "min_length", "min_new_tokens", "early_stopping", "max_time",
     # strategy
     "do_sample", "num_beams", "num_return_sequences", "use_cache",
     # logits processing
@@ -41,7 +41,7 @@ FIELDS = (
 # transformers fields pygen does not implement: accepted in files while unset or neutral, rejected
 # by generate() otherwise (the value that means "off" is given).
 UNSUPPORTED = {
-    "max_time": None, "stop_strings": None, "top_h": None, "guidance_scale": 1.0,
+    "stop_strings": None, "top_h": None, "guidance_scale": 1.0,
     "token_healing": False,
     "watermarking_config": None, "num_beam_groups": 1, "diversity_penalty": 0.0, "constraints": None,
     "force_words_ids": None, "penalty_alpha": None, "dola_layers": None, "prompt_lookup_num_tokens": None,
@@ -115,17 +115,22 @@ class GenerationConfig:
         for name in ("repetition_penalty", "encoder_repetition_penalty"):
             check_float(name, lambda v: 0 < v < float("inf"), "a finite float > 0")
         check_float("length_penalty", lambda v: v == v and abs(v) != float("inf"), "a finite float")
+        check_float("max_time", lambda v: v >= 0, "a number of seconds >= 0")
         if self.early_stopping not in (None, True, False, "never"):
             raise GenerationError(f"`early_stopping` must be True, False or 'never', got {self.early_stopping!r}")
         for name in ("do_sample", "use_cache", "output_scores", "output_logits", "return_dict_in_generate",
                      "remove_invalid_values", "renormalize_logits"):
             if getattr(self, name) not in (None, True, False):
                 raise GenerationError(f"`{name}` must be a bool, got {getattr(self, name)!r}")
-        for name in ("bos_token_id", "pad_token_id", "decoder_start_token_id", "forced_bos_token_id"):
+        for name in ("bos_token_id", "pad_token_id", "forced_bos_token_id"):
             check_int(name, 0)
+        if isinstance(self.decoder_start_token_id, (list, tuple)) or hasattr(self.decoder_start_token_id, "tolist"):
+            token_ids(self.decoder_start_token_id, "decoder_start_token_id", ranges)  # one per batch row
+        else:
+            check_int("decoder_start_token_id", 0)
         for name in ("eos_token_id", "forced_eos_token_id"):
             if ranges or not isinstance(getattr(self, name), (list, tuple)):
-                token_ids(getattr(self, name), name, ranges)
+                token_ids(getattr(self, name), name, ranges, empty_ok=name == "eos_token_id")
         if self.bad_words_ids is not None:
             words = self.bad_words_ids
             if (not isinstance(words, (list, tuple)) or not words
@@ -308,13 +313,16 @@ def _check_free_name(key: str) -> None:
         raise ConfigError(f"GenerationConfig: key {key!r} clashes with an attribute of the class")
 
 
-def token_ids(value: Any, name: str, ranges: bool = True) -> list[int] | None:
+def token_ids(value: Any, name: str, ranges: bool = True, empty_ok: bool = False) -> list[int] | None:
     """An id or list of ids (``eos_token_id`` may be either) as a list; ``None`` stays ``None``.
-    ``ranges=False`` lets negative ids pass (see :meth:`GenerationConfig.validate`)."""
+    ``ranges=False`` lets negative ids pass (see :meth:`GenerationConfig.validate`); with
+    ``empty_ok`` an empty list means none (``eos_token_id=[]``: no EOS, as in transformers)."""
     if value is None:
         return None
     if hasattr(value, "tolist"):  # tensors
         value = value.tolist()
+    if empty_ok and isinstance(value, (list, tuple)) and not value:
+        return None
     ids = [value] if isinstance(value, int) and not isinstance(value, bool) else value
     if (not isinstance(ids, (list, tuple)) or not ids
             or any(isinstance(t, bool) or not isinstance(t, int) or (ranges and t < 0) for t in ids)):

@@ -76,6 +76,10 @@ class LogitsProcessor:
             self.sequence_bias = SequenceBias(sequence_bias_pairs(config.sequence_bias), vocab_size, device)
         self.encoder_penalty = None
         if source_ids is not None and config.encoder_repetition_penalty != 1.0:
+            if int(source_ids.max()) >= vocab_size:  # transformers fails on the gather
+                raise GenerationError(f"encoder_repetition_penalty scores the source's ids as decoder tokens, but the "
+                                      f"source holds id {int(source_ids.max())}, outside the decoder vocabulary "
+                                      f"[0, {vocab_size})")
             self.encoder_penalty = 1.0 / float(config.encoder_repetition_penalty)
             self.encoder_ids = source_ids
         self.remove_invalid_values = bool(config.remove_invalid_values)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import time
 import warnings
 from typing import Any, Callable, Iterable, Optional
 
@@ -64,13 +65,15 @@ class GenerationMixin:
             streamer: receives the prompt, then each new token (greedy and sampling only).
             generator / seed: the random source of sampling (default: torch's global generator).
             **kwargs: ``GenerationConfig`` fields (max_length, max_new_tokens, min_length,
-                min_new_tokens, num_beams, num_return_sequences, length_penalty, early_stopping,
-                no_repeat_ngram_size, encoder_no_repeat_ngram_size, repetition_penalty, bad_words_ids,
-                forced_bos_token_id, forced_eos_token_id, decoder_start_token_id, bos/eos/pad_token_id,
-                do_sample, temperature, top_k, top_p, min_p, typical_p, epsilon_cutoff, eta_cutoff,
+                min_new_tokens, max_time (greedy / sampling), num_beams, num_return_sequences,
+                length_penalty, early_stopping, no_repeat_ngram_size, encoder_no_repeat_ngram_size,
+                repetition_penalty, bad_words_ids, forced_bos_token_id, forced_eos_token_id,
+                decoder_start_token_id (one id, or one per batch row), bos/eos/pad_token_id, do_sample,
+                temperature, top_k, top_p, min_p, typical_p, epsilon_cutoff, eta_cutoff,
                 encoder_repetition_penalty, remove_invalid_values, exponential_decay_length_penalty,
                 suppress_tokens, begin_suppress_tokens, renormalize_logits, sequence_bias, output_scores,
-                output_logits, output_attentions, output_hidden_states, return_dict_in_generate) and model inputs: ``attention_mask``, ``encoder_outputs``
+                output_logits, output_attentions, output_hidden_states, return_dict_in_generate) and
+                model inputs: ``attention_mask``, ``encoder_outputs``
                 (encoder-decoder: skip the encoder), ``inputs_embeds`` (encoder-decoder: the encoder's
                 input embeddings instead of ids), ``decoder_input_ids`` (decoder prompt),
                 ``token_type_ids`` (what a BERT tokenizer returns: the encoder's segment ids; a
@@ -84,6 +87,7 @@ class GenerationMixin:
             BERT family returns hidden states only). Asking for attentions or hidden states takes a
             slower decoder step that materialises them.
         """
+        started = time.monotonic()  # max_time counts from here
         model_inputs = {k: kwargs.pop(k) for k in _MODEL_INPUTS if k in kwargs}
         config, max_length_is_default = self._resolve_generation_config(generation_config, kwargs)
         custom = [] if logits_processor is None else list(logits_processor)
@@ -157,7 +161,7 @@ class GenerationMixin:
             _check_token_type_ids(self, model_inputs["token_type_ids"], input_ids, is_encoder_decoder)
 
         # ---- special tokens ----------------------------------------------------------------------
-        eos = token_ids(config.eos_token_id, "eos_token_id")
+        eos = token_ids(config.eos_token_id, "eos_token_id", empty_ok=True)
         pad = config.pad_token_id
         if pad is None and eos is not None:
             pad = eos[0]
@@ -171,9 +175,16 @@ class GenerationMixin:
                     "encoder-decoder generation needs `decoder_start_token_id` (or `bos_token_id`): the first "
                     "token fed to the decoder. For bert2bert it is usually the [CLS] id; set "
                     "`model.generation_config.decoder_start_token_id` or pass it to generate()")
-            if not 0 <= start < decoder_vocab:
+            starts = token_ids(start, "decoder_start_token_id")  # one id, or one per batch row
+            if isinstance(start, (list, tuple)) or getattr(start, "ndim", 0) > 0:
+                if len(starts) != batch:
+                    raise GenerationError(f"`decoder_start_token_id` must be one id or one per batch row "
+                                          f"({batch}), got {len(starts)}")
+            if not all(0 <= t < decoder_vocab for t in starts):
                 raise GenerationError(f"`decoder_start_token_id` {start} is outside the vocabulary [0, {decoder_vocab})")
-            prompt = torch.full((batch, 1), start, dtype=torch.long, device=device)
+            start_column = torch.tensor(starts * (batch if len(starts) == 1 else 1), dtype=torch.long,
+                                        device=device)[:, None]
+            prompt = start_column
             decoder_input_ids = model_inputs.get("decoder_input_ids")
             # A decoder prompt's padding mask (left-padded prompts) masks the decoder's self-attention.
             decoder_mask = model_inputs.get("decoder_attention_mask")
@@ -187,8 +198,8 @@ class GenerationMixin:
                     decoder_mask = _check_mask(decoder_mask, tuple(decoder_input_ids.shape), device,
                                                "decoder_attention_mask")
                 prompt = decoder_input_ids
-                if (decoder_input_ids[:, 0] != start).all():  # transformers prepends the start token then
-                    prompt = torch.cat([torch.full((batch, 1), start, dtype=torch.long, device=device), prompt], 1)
+                if (decoder_input_ids[:, :1] != start_column).all():  # transformers prepends the start token then
+                    prompt = torch.cat([start_column, prompt], 1)
                     if decoder_mask is not None:
                         decoder_mask = torch.cat([torch.ones_like(decoder_mask[:, :1]), decoder_mask], 1)
         else:
@@ -227,6 +238,8 @@ class GenerationMixin:
         if criteria and beams > 1:
             raise GenerationError("pygen runs custom `stopping_criteria` in greedy decoding and sampling only, "
                                   "not in beam search")
+        if config.max_time is not None and beams > 1:
+            raise GenerationError("pygen applies `max_time` in greedy decoding and sampling only, not in beam search")
         if generator is not None and not config.do_sample:
             raise GenerationError("`generator`/`seed` only apply to sampling; set do_sample=True")
         expand = max(beams, returned)
@@ -270,7 +283,8 @@ class GenerationMixin:
                         output_scores=bool(config.return_dict_in_generate and config.output_scores),
                         output_logits=bool(config.return_dict_in_generate and config.output_logits),
                         stopping_criteria=criteria, position_limit=position_limit,
-                        records=StepRecords(want_attentions, want_hidden) if want_attentions or want_hidden else None)
+                        records=StepRecords(want_attentions, want_hidden) if want_attentions or want_hidden else None,
+                        deadline=None if config.max_time is None else started + config.max_time)
         warpers = None
         if config.do_sample:
             keep = (len(eos) + 1 if eos else 2) if beams > 1 else 1
@@ -308,8 +322,11 @@ class GenerationMixin:
         """Merge kwargs > ``generation_config`` > ``self.generation_config`` > global defaults; also
         say whether ``max_length`` was left unset everywhere."""
         if generation_config is not None and not isinstance(generation_config, GenerationConfig):
-            raise GenerationError(f"`generation_config` must be a GenerationConfig, got "
-                                  f"{type(generation_config).__name__}")
+            if type(generation_config).__name__ != "GenerationConfig" or not callable(
+                    getattr(generation_config, "to_dict", None)):
+                raise GenerationError(f"`generation_config` must be a GenerationConfig, got "
+                                      f"{type(generation_config).__name__}")
+            generation_config = GenerationConfig(**generation_config.to_dict())  # transformers' own class
         model_config = getattr(self, "generation_config", None) or GenerationConfig()
         # An explicit None unsets a field, as in transformers (forced_eos_token_id=None turns the
         # model's forced EOS off); fields no generation runs without keep their resolved value.
@@ -321,6 +338,11 @@ class GenerationMixin:
         config = generation_config.copy() if generation_config is not None else GenerationConfig()
         config.update(defaults_only=True, allow_custom_entries=True, **model_config.to_dict())
         config.update(defaults_only=True, **GLOBAL_DEFAULTS)
+        # transformers' options pygen does not implement are not typos: accepted when off, named otherwise
+        for name in [k for k in kwargs if k in UNSUPPORTED]:
+            if kwargs[name] != UNSUPPORTED[name]:
+                raise GenerationError(f"pygen does not implement `{name}` (got {kwargs[name]!r})")
+            del kwargs[name]
         unknown = config.update(**kwargs)
         for name in unset:
             if name not in GLOBAL_DEFAULTS:

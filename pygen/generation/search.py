@@ -9,6 +9,7 @@ step is a no-op for the beam state and is trimmed from greedy outputs and from t
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -40,6 +41,7 @@ class DecodeRun:
     output_logits: bool
     stopping_criteria: list  # the caller's extra criteria (greedy / sampling)
     records: Optional["StepRecords"] = None  # output_attentions / output_hidden_states: filled per step
+    deadline: Optional[float] = None  # max_time: time.monotonic() after which every row is done
     # (positions, message) when max_length needs more positions than the decoder has: reaching
     # them with a sequence still running is an error (transformers fails there too), not before.
     position_limit: Optional[tuple[int, str]] = None
@@ -175,6 +177,8 @@ def greedy_or_sample(run: DecodeRun, *, do_sample: bool = False, warpers: Option
             unfinished &= ~torch.isin(next_tokens, run.eos)
         seqs[:, cur_len] = next_tokens
         cur_len += 1
+        if run.deadline is not None and time.monotonic() > run.deadline:
+            unfinished.zero_()  # transformers' MaxTimeCriteria: every row is done
         if run.stopping_criteria:  # transformers passes the scores tuple, or None
             scores_so_far = tuple(scores) if run.output_scores else None
             for criterion in run.stopping_criteria:
