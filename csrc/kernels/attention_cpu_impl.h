@@ -122,6 +122,7 @@ void gemm(int64_t m, int64_t n, int64_t kk, const T* a, int64_t a_rs, int64_t a_
 }
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Rows of a strided [*, len, heads, dim] tensor as dense acc_t rows: in place when the types
 // agree and the rows are already adjacent, else copied (converted) into a scratch buffer.
@@ -220,7 +221,45 @@ struct PrefillScratch {
   std::vector<acc_t> qt, st, o, m, l, alpha, kbuf, vbuf;
   std::vector<acc_t> last;  // last visible key per column (exact in acc_t)
   std::vector<int64_t> bias_off;
+  // K and V of one (kv batch, head) pair as dense acc_t rows, each tile packed the first time one
+  // of the pair's query blocks run by this thread needs it, so the later blocks skip the copy.
+  int64_t packed_pair = -1;
+  std::vector<acc_t> kpack, vpack;
+  std::vector<char> k_done, v_done;  // per tile of kBK keys
 };
+
+constexpr int64_t kPairPackBytes = 16 << 20;  // larger pairs pack per tile, per query block
+
+// Keys (or values) [j0, j0 + n) of (kb, h), j0 a multiple of kBK, as dense acc_t rows (see
+// rows_as_acc): in place when possible, else from the pair's packed copy.
+template <typename scalar_t, typename acc_t>
+const acc_t* prefill_tile(const Problem<scalar_t, acc_t>& P, int64_t kb, int64_t h, int64_t j0, int64_t n,
+                          bool values, PrefillScratch<acc_t>& w, int64_t& ld) {
+  const AttentionParams& p = P.p;
+  const int64_t d = values ? p.v_dim : p.qk_dim, src_ld = values ? p.v_stride[1] : p.k_stride[1];
+  const scalar_t* src = values ? P.v_row(kb, h, j0) : P.k_row(kb, h, j0);
+  const bool in_place = std::is_same_v<scalar_t, acc_t> && (src_ld == d || n <= 1);
+  const int64_t pair_bytes = p.kv_len * (p.qk_dim + p.v_dim) * int64_t(sizeof(acc_t));
+  if (in_place || pair_bytes > kPairPackBytes)
+    return rows_as_acc<scalar_t, acc_t>(src, src_ld, n, d, values ? w.vbuf : w.kbuf, ld);
+  const int64_t pair = kb * p.heads + h, tiles = ceil_div(p.kv_len, kBK);
+  if (w.packed_pair != pair) {
+    w.packed_pair = pair;
+    w.kpack.resize(p.kv_len * p.qk_dim);
+    w.vpack.resize(p.kv_len * p.v_dim);
+    w.k_done.assign(tiles, 0);
+    w.v_done.assign(tiles, 0);
+  }
+  acc_t* dst = (values ? w.vpack : w.kpack).data() + j0 * d;
+  char& done = (values ? w.v_done : w.k_done)[j0 / kBK];
+  if (!done) {
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t x = 0; x < d; ++x) dst[j * d + x] = acc_t(src[j * src_ld + x]);
+    done = 1;
+  }
+  ld = d;
+  return dst;
+}
 
 // Rows [r0, r0 + nr) of (kb, h).
 template <typename scalar_t, typename acc_t>
@@ -254,7 +293,7 @@ void prefill_block(const Problem<scalar_t, acc_t>& P, int64_t kb, int64_t h, int
     const int64_t nk = std::min(kBK, p.kv_len - j0);
     if (!P.any_visible(kb, j0, nk)) continue;
     int64_t ldk, ldv;
-    const acc_t* kt = rows_as_acc<scalar_t, acc_t>(P.k_row(kb, h, j0), p.k_stride[1], nk, D, w.kbuf, ldk);
+    const acc_t* kt = prefill_tile(P, kb, h, j0, nk, false, w, ldk);
     gemm<acc_t>(nk, nq, D, kt, ldk, 1, w.qt.data(), nq, w.st.data(), nq, false);
     // Masks, bias and causality on S^T rows (one key each).
     for (int64_t jj = 0; jj < nk; ++jj) {
@@ -295,7 +334,7 @@ void prefill_block(const Problem<scalar_t, acc_t>& P, int64_t kb, int64_t h, int
       acc_t* orow = w.o.data() + c * Dv;
       for (int64_t x = 0; x < Dv; ++x) orow[x] *= w.alpha[c];
     }
-    const acc_t* vt = rows_as_acc<scalar_t, acc_t>(P.v_row(kb, h, j0), p.v_stride[1], nk, Dv, w.vbuf, ldv);
+    const acc_t* vt = prefill_tile(P, kb, h, j0, nk, true, w, ldv);
     gemm<acc_t>(nr, Dv, nk, w.st.data(), 1, nq, vt, ldv, w.o.data(), Dv, true);
   }
   for (int64_t c = 0; c < nr; ++c) write_row(P, kb, h, r0 + c, w.o.data() + c * Dv, w.m[c], w.l[c]);
@@ -472,7 +511,6 @@ void decode_heads(const Problem<scalar_t, acc_t>& P, int64_t kb, int64_t h0, int
   }
 }
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Decoding's work items are (kv batch, group of heads, KV split): head groups as large as keeps
 // two items per thread, then KV splits (merged afterwards) if batch x heads is still too few.
