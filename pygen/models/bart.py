@@ -798,7 +798,7 @@ class BartForConditionalGeneration(BartPreTrainedModel, GenerationMixin):
                              decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
                              output_attentions=output_attentions, output_hidden_states=output_hidden_states,
                              return_dict=True)
-        lm_logits = self.lm_head(outputs.last_hidden_state) + self.final_logits_bias
+        lm_logits = self.lm_logits(outputs.last_hidden_state)
 
         loss = None
         if labels is not None:
@@ -820,19 +820,17 @@ class BartForConditionalGeneration(BartPreTrainedModel, GenerationMixin):
         return self.model.decoder.new_cache(encoder_hidden_states, encoder_attention_mask, batch_size,
                                             kv_group, capacity)
 
+    def lm_logits(self, hidden_states: Tensor) -> Tensor:
+        return self.lm_head(hidden_states) + self.final_logits_bias
+
     @torch.no_grad()
     def gen_step(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor] = None) -> Tensor:
-        hidden_states = self.model.decoder.step(input_ids, cache, attention_mask)
-        return self.lm_head(hidden_states) + self.final_logits_bias
+        return self.lm_logits(self.model.decoder.step(input_ids, cache, attention_mask))
 
     @torch.no_grad()
     def gen_step_outputs(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor],
                          output_attentions: bool, output_hidden_states: bool) -> StepOutputs:
-        out = self.model.decoder(input_ids=input_ids, attention_mask=attention_mask, past_key_values=cache,
-                                 output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                                 return_dict=True)
-        logits = self.lm_head(out.last_hidden_state) + self.final_logits_bias
-        return StepOutputs(logits, out.attentions, out.cross_attentions, out.hidden_states)
+        return _step_outputs(self, input_ids, cache, attention_mask, output_attentions, output_hidden_states)
 
 
 class BartForSequenceClassification(BartPreTrainedModel):
@@ -1045,17 +1043,28 @@ class BartForCausalLM(BartPreTrainedModel, GenerationMixin):
         return self.model.decoder.new_cache(encoder_hidden_states, encoder_attention_mask, batch_size,
                                             kv_group, capacity)
 
+    def lm_logits(self, hidden_states: Tensor) -> Tensor:
+        return self.lm_head(hidden_states)
+
     @torch.no_grad()
     def gen_step(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor] = None) -> Tensor:
-        return self.lm_head(self.model.decoder.step(input_ids, cache, attention_mask))
+        return self.lm_logits(self.model.decoder.step(input_ids, cache, attention_mask))
 
     @torch.no_grad()
     def gen_step_outputs(self, input_ids: Tensor, cache: KVCache, attention_mask: Optional[Tensor],
                          output_attentions: bool, output_hidden_states: bool) -> StepOutputs:
-        out = self.model.decoder(input_ids=input_ids, attention_mask=attention_mask, past_key_values=cache,
-                                 output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                                 return_dict=True)
-        return StepOutputs(self.lm_head(out.last_hidden_state), out.attentions, None, out.hidden_states)
+        return _step_outputs(self, input_ids, cache, attention_mask, output_attentions, output_hidden_states)
+
+
+def _step_outputs(model: Union["BartForConditionalGeneration", BartForCausalLM], input_ids: Tensor, cache: KVCache,
+                  attention_mask: Optional[Tensor], output_attentions: bool, output_hidden_states: bool) -> StepOutputs:
+    """A generation step through the decoder's ``forward``, which returns the attentions and hidden
+    states ``step`` does not (the protocol's ``gen_step_outputs``)."""
+    out = model.model.decoder(input_ids=input_ids, attention_mask=attention_mask, past_key_values=cache,
+                              output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                              return_dict=True)
+    return StepOutputs(model.lm_logits(out.last_hidden_state), out.attentions, out.cross_attentions or None,
+                       out.hidden_states)
 
 
 __all__ = [
