@@ -534,6 +534,19 @@ def test_max_length_beyond_positions_fails_only_when_reached(tmp_path):
             assert_same_output(want, ours.generate(ids, attention_mask=mask, **kwargs), f"seed {seed} {kwargs}")
             outcomes.add("finished")
     assert outcomes == {"error", "finished"}
+    # A max_length far beyond the table allocates nothing past it (transformers' beam search fails
+    # to allocate [batch, beams, max_length] there): same outcomes, for greedy and beam search.
+    for seed in range(4):
+        ids, mask = inputs("bart", ref, 1, 8, seed)
+        for kwargs in (dict(), dict(num_beams=3)):
+            small = dict(kwargs, max_new_tokens=30)
+            try:
+                want = ours.generate(ids, attention_mask=mask, **small)
+            except GenerationError:
+                with pytest.raises(GenerationError, match="still running when they ran out"):
+                    ours.generate(ids, attention_mask=mask, max_new_tokens=10 ** 12, **kwargs)
+                continue
+            assert torch.equal(ours.generate(ids, attention_mask=mask, max_new_tokens=10 ** 12, **kwargs), want)
 
 
 def test_decoder_prompt(models):

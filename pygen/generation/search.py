@@ -46,6 +46,15 @@ class DecodeRun:
     # them with a sequence still running is an error (transformers fails there too), not before.
     position_limit: Optional[tuple[int, str]] = None
 
+    def buffer_length(self, extra: int) -> int:
+        """Columns for a loop's per-position buffers: ``max_length``, or past the position table only
+        as far as the loop can go before ``check_positions`` stops it (``extra`` = 1 for greedy
+        decoding, 2 for beam search, whose kernel finishes every beam at the buffer's last column),
+        so a huge ``max_length`` allocates nothing it cannot use."""
+        if self.position_limit is None:
+            return self.max_length
+        return min(self.max_length, self.position_limit[0] + extra)
+
     def check_positions(self, cur_len: int, finished: Callable[[], Tensor]) -> bool:
         """Before feeding position ``cur_len - 1``: True when the loop must stop because every
         sequence is done (``finished()``, read now, even where the stop check is deferred; only
@@ -114,7 +123,7 @@ class _Decoder:
         self.mask = None
         if run.attention_mask is not None:
             rows, prompt_len = run.attention_mask.shape
-            self.mask = torch.ones(rows, run.max_length, dtype=run.attention_mask.dtype,
+            self.mask = torch.ones(rows, run.buffer_length(2), dtype=run.attention_mask.dtype,
                                    device=run.attention_mask.device)
             self.mask[:, :prompt_len] = run.attention_mask
 
@@ -150,7 +159,7 @@ def greedy_or_sample(run: DecodeRun, *, do_sample: bool = False, warpers: Option
     """Greedy decoding or multinomial sampling; returns (sequences, scores, logits)."""
     rows, prompt_len = run.prompt.shape
     device = run.prompt.device
-    seqs = torch.empty(rows, run.max_length, dtype=torch.long, device=device)
+    seqs = torch.empty(rows, run.buffer_length(1), dtype=torch.long, device=device)
     seqs[:, :prompt_len] = run.prompt
     unfinished = torch.ones(rows, dtype=torch.bool, device=device)
     pad = torch.tensor(run.pad_token_id if run.pad_token_id is not None else 0, device=device)
@@ -206,7 +215,7 @@ def beam_search(run: DecodeRun, *, num_beams: int, num_return_sequences: int, le
     """transformers 5.23's vectorised beam search (and beam sampling); returns
     (sequences, sequences_scores, scores, logits, beam_indices)."""
     rows, prompt_len = run.prompt.shape
-    batch, max_length, device = rows // num_beams, run.max_length, run.prompt.device
+    batch, max_length, device = rows // num_beams, run.buffer_length(2), run.prompt.device
     n_eos = 0 if run.eos is None else run.eos.numel()
     keep = max(2, 1 + n_eos) * num_beams  # candidates per item: enough that num_beams never all stop
     if run.eos is None:
