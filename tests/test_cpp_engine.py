@@ -164,6 +164,25 @@ def test_other_dtypes(cpp, checkpoints):
         assert len(got) == len(rows) and all(0 <= t < model.config.vocab_size for row in got for t in row)
 
 
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_max_length_past_the_positions_fails_only_when_reached(cpp, checkpoints, num_beams):
+    """As transformers and the Python package: max_new_tokens beyond the 64 decoder positions works
+    while every sequence ends before them (EOS), and fails (transformers: IndexError) when one runs on."""
+    model, path = checkpoints["bart"]
+    rows, ids, mask = batch_of(model, [7, 3, 11], seed=5)
+    eos = list(range(2, model.config.vocab_size))  # all but 0 and 1 end a sequence: every row ends at once
+    kwargs = {"num_beams": num_beams, "max_new_tokens": 1000, "eos_token_id": eos, "pad_token_id": 1}
+    with torch.no_grad():
+        want = model.generate(ids, attention_mask=mask, **kwargs)
+    assert want.shape[1] < 64
+    assert run_cpp(cpp, path, rows, kwargs)[0] == want.tolist()
+    kwargs = {"num_beams": num_beams, "max_new_tokens": 1000, "min_new_tokens": 900}
+    with pytest.raises(IndexError), torch.no_grad():
+        model.generate(ids, attention_mask=mask, **kwargs)
+    with pytest.raises(AssertionError, match="still running when they ran out"):
+        run_cpp(cpp, path, rows, kwargs)
+
+
 def test_errors_are_reported_not_crashes(cpp, checkpoints, tmp_path):
     _, path = checkpoints["bart"]
     bad = subprocess.run([str(cpp["generate"]), str(path)], input="5 6 500\n", capture_output=True, text=True)

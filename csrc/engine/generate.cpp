@@ -26,6 +26,7 @@ namespace {
 // Every option resolved: the caller's value, else the checkpoint's, else transformers' default.
 struct Settings {
   int64_t max_length = 0, min_length = 0, num_beams = 1, num_return_sequences = 1;
+  int64_t positions = 0;  // the decoder's position table
   bool do_sample = false;
   EarlyStopping early_stopping = EarlyStopping::kHeuristic;
   double length_penalty = 1.0;
@@ -56,11 +57,9 @@ Settings resolve(const GenerationOptions& user, const LoadedModel& model) {
 
   if (const auto max_new = either(user.max_new_tokens, def.max_new_tokens)) {
     if (*max_new <= 0) throw GenerationError("max_new_tokens must be > 0, got " + std::to_string(*max_new));
-    if (*max_new > model.info.max_target_positions) {
-      throw GenerationError("max_new_tokens " + std::to_string(*max_new) + " needs more decoder positions than the " +
-                            std::to_string(model.info.max_target_positions) + " the model has");
+    if (__builtin_add_overflow(*max_new, prompt_len, &s.max_length)) {
+      throw GenerationError("max_new_tokens " + std::to_string(*max_new) + " overflows the sequence length");
     }
-    s.max_length = *max_new + prompt_len;
   } else if (const auto max_length = either(user.max_length, def.max_length)) {
     s.max_length = *max_length;
   } else {  // transformers: 20 new tokens, capped by the model's positions
@@ -71,10 +70,9 @@ Settings resolve(const GenerationOptions& user, const LoadedModel& model) {
     throw GenerationError("max_length is " + std::to_string(s.max_length) +
                           ", but the decoder prompt already has 1 token: increase max_length or set max_new_tokens");
   }
-  if (s.max_length - prompt_len > model.info.max_target_positions) {
-    throw GenerationError("max_length " + std::to_string(s.max_length) + " needs more decoder positions than the " +
-                          std::to_string(model.info.max_target_positions) + " the model has");
-  }
+  // As transformers (and the Python package): a max_length past the decoder's position table only
+  // fails if a sequence is still running when the table ends (the loops check).
+  s.positions = model.info.max_target_positions;
   if (const auto min_new = either(user.min_new_tokens, def.min_new_tokens)) {
     if (*min_new < 0) throw GenerationError("min_new_tokens must be >= 0, got " + std::to_string(*min_new));
     s.min_length = std::min(*min_new, s.max_length) + prompt_len;  // past max_length it only bans eos
@@ -172,16 +170,32 @@ at::Tensor draw(const std::function<at::Tensor()>& multinomial) {
 
 namespace {
 
+// Columns for the loops' per-position buffers: max_length, or past the position table only as
+// far as a loop gets before running_past_positions() stops it (extra: 1 for greedy decoding, 2
+// for beam search, which finishes every beam at its buffer's last column).
+int64_t buffer_length(const Settings& s, int64_t extra) {
+  return s.positions >= s.max_length - 1 ? s.max_length : std::min(s.max_length, s.positions + extra);
+}
+
+// Feeding position `pos` with a sequence still running.
+void check_position(const Settings& s, int64_t pos) {
+  if (pos < s.positions) return;
+  throw GenerationError("max_length " + std::to_string(s.max_length) + " needs " + std::to_string(s.max_length - 1) +
+                        " decoder positions, more than the model's " + std::to_string(s.positions) +
+                        ", and a sequence was still running when they ran out: lower max_new_tokens / max_length");
+}
+
 // transformers' _sample: greedy (argmax) or multinomial sampling, one row per output.
 GenerationResult search(const LoadedModel& model, const Settings& s, DecoderState& state, int64_t rows,
                         at::Generator& generator) {
   const auto opts = state.cross_mask.options().dtype(at::kLong);
-  auto seqs = at::full({rows, s.max_length}, s.decoder_start, opts);
+  auto seqs = at::full({rows, buffer_length(s, 1)}, s.decoder_start, opts);
   auto unfinished = at::ones({rows}, opts);
   auto scores = at::zeros({rows}, opts.dtype(at::kFloat));
   const at::Tensor eos = s.eos.empty() ? at::Tensor() : at::tensor(s.eos, at::kLong).to(opts.device());
   int64_t len = 1;
   while (true) {
+    check_position(s, len - 1);
     const auto logits = model.net.step(seqs.select(1, len - 1), state);
     const auto processed = s.processors(seqs.narrow(1, 0, len), logits);
     at::Tensor next;
@@ -211,7 +225,7 @@ GenerationResult beam_search(const LoadedModel& model, const Settings& s, Decode
   c.batch = batch;
   c.beams = s.num_beams;
   c.vocab = model.info.vocab_size;
-  c.max_length = s.max_length;
+  c.max_length = buffer_length(s, 2);
   c.length_penalty = s.length_penalty;
   c.early_stopping = s.early_stopping;
   c.eos_token_ids = s.eos;
@@ -225,7 +239,8 @@ GenerationResult beam_search(const LoadedModel& model, const Settings& s, Decode
   const auto state_device = has_generation_kernels(device) ? device : c10::Device(c10::kCPU);
   BeamSearch beams(c, at::full({batch * s.num_beams, 1}, s.decoder_start, at::dtype(at::kLong).device(state_device)));
   at::Tensor tokens = beams.running_sequences().select(1, 0);
-  while (true) {
+  for (int64_t pos = 0;; ++pos) {
+    check_position(s, pos);
     const auto logits = model.net.step(tokens.to(device), state);
     beams.step(s.processors(beams.running_sequences(), logits, /*log_softmax=*/true), generator);
     if (beams.done()) break;
@@ -250,7 +265,7 @@ GenerationResult generate(const LoadedModel& model, const at::Tensor& input_ids,
   }
   auto generator = at::make_generator<at::CPUGeneratorImpl>(s.seed);
   const auto encoded = model.net.encode(input_ids, attention_mask, /*skip_padding=*/true);
-  DecoderState state = model.net.start(encoded, attention_mask, group, s.max_length - 1);
+  DecoderState state = model.net.start(encoded, attention_mask, group, std::min(s.max_length - 1, s.positions));
   if (s.num_beams > 1) return beam_search(model, s, state, batch, generator);
   return search(model, s, state, batch * group, generator);
 }

@@ -210,7 +210,10 @@ void test_generate_errors(const pygen::Model& model) {
   expect_error<pygen::GenerationError>([&] { model.generate({{3, 4}}, o); }, "max_length is 1", "max_length");
   o = {};
   o.max_length = 100;
-  expect_error<pygen::GenerationError>([&] { model.generate({{3, 4}}, o); }, "decoder positions", "positions");
+  o.min_length = 100;  // no EOS before the 64 positions run out
+  expect_error<pygen::GenerationError>([&] { model.generate({{3, 4}}, o); }, "still running", "positions");
+  o.num_beams = 2;
+  expect_error<pygen::GenerationError>([&] { model.generate({{3, 4}}, o); }, "still running", "beam positions");
   o = {};
   o.eos_token_id = std::vector<int64_t>{77};
   expect_error<pygen::GenerationError>([&] { model.generate({{3, 4}}, o); }, "eos_token_id 77", "eos range");
