@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -122,20 +123,24 @@ def weight_files(directory: Path) -> list[Path]:
     return []
 
 
-def load_state_dict(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load all tensors of the checkpoint in ``directory`` onto the CPU."""
+def load_state_dict(directory: str | os.PathLike, use_safetensors: Optional[bool] = None) -> dict[str, torch.Tensor]:
+    """Load all tensors of the checkpoint in ``directory`` onto the CPU: safetensors first, else
+    pytorch_model.bin; transformers' ``use_safetensors`` True / False reads only the one kind."""
     directory = Path(directory)
-    if (directory / SAFE_WEIGHTS).is_file():
+    safe = use_safetensors is not False
+    torch_bin = use_safetensors is not True
+    if safe and (directory / SAFE_WEIGHTS).is_file():
         return _load_safetensors(directory / SAFE_WEIGHTS)
-    if (directory / SAFE_INDEX).is_file():
+    if safe and (directory / SAFE_INDEX).is_file():
         return _load_sharded(directory / SAFE_INDEX, _load_safetensors)
-    if (directory / TORCH_WEIGHTS).is_file():
+    if torch_bin and (directory / TORCH_WEIGHTS).is_file():
         return _load_torch_bin(directory / TORCH_WEIGHTS)
-    if (directory / TORCH_INDEX).is_file():
+    if torch_bin and (directory / TORCH_INDEX).is_file():
         return _load_sharded(directory / TORCH_INDEX, _load_torch_bin)
-    raise CheckpointError(
-        f"no weights in {directory}: expected one of {SAFE_WEIGHTS}, {SAFE_INDEX}, {TORCH_WEIGHTS}, {TORCH_INDEX}"
-    )
+    expected = [name for name, ok in ((SAFE_WEIGHTS, safe), (SAFE_INDEX, safe), (TORCH_WEIGHTS, torch_bin),
+                                      (TORCH_INDEX, torch_bin)) if ok]
+    why = "" if use_safetensors is None else f" (use_safetensors={use_safetensors})"
+    raise CheckpointError(f"no weights in {directory}{why}: expected one of {', '.join(expected)}")
 
 
 _SIZE_UNITS = {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "KB": 10**3, "MB": 10**6, "GB": 10**9, "B": 1}

@@ -19,13 +19,23 @@ DOWNLOAD_ONLY_KWARGS = ("local_files_only", "low_cpu_mem_usage", "use_safetensor
 
 
 def resolve_pretrained(name_or_path: str | os.PathLike, kwargs: dict) -> Path:
-    """:func:`resolve` for a ``from_pretrained(name_or_path, **kwargs)`` call: takes ``revision`` and
-    ``cache_dir`` out of ``kwargs`` and drops :data:`DOWNLOAD_ONLY_KWARGS`."""
+    """:func:`resolve` for a ``from_pretrained(name_or_path, **kwargs)`` call: takes ``revision``,
+    ``cache_dir`` and ``subfolder`` (a folder inside the checkpoint holding its files) out of
+    ``kwargs`` and drops :data:`DOWNLOAD_ONLY_KWARGS` (a model's loader reads ``use_safetensors`` first)."""
     revision = kwargs.pop("revision", None) or "main"
     cache_dir = kwargs.pop("cache_dir", None)
+    subfolder = kwargs.pop("subfolder", None) or ""
     for key in DOWNLOAD_ONLY_KWARGS:
         kwargs.pop(key, None)
-    return resolve(name_or_path, revision=revision, cache_dir=cache_dir)
+    directory = resolve(name_or_path, revision=revision, cache_dir=cache_dir)
+    if not subfolder:
+        return directory
+    if not isinstance(subfolder, (str, os.PathLike)):
+        raise InputError(f"subfolder must be a str, got {type(subfolder).__name__}")
+    if not (directory / subfolder).is_dir():
+        raise ModelNotFoundError(f"{str(name_or_path)!r} has no subfolder {str(subfolder)!r} (looked for "
+                                 f"{directory / subfolder})")
+    return directory / subfolder
 
 
 def cache_dirs() -> list[Path]:
@@ -74,12 +84,15 @@ def resolve(name_or_path: str | os.PathLike, revision: str = "main",
             ref = root / "refs" / revision
             if ref.is_file():
                 snap = snapshots / ref.read_text(errors="replace").strip()
+                looked.append(f"{snap} (refs/{revision})")
                 if snap.is_dir():
                     return snap
-            elif (snapshots / revision).is_dir():  # revision given as a commit hash
+                continue  # the revision's snapshot is not in this cache: never another one instead
+            if (snapshots / revision).is_dir():  # revision given as a commit hash
                 return snapshots / revision
+            # A cache copied without its refs: its one snapshot is the default revision's.
             candidates = sorted(p for p in snapshots.iterdir() if p.is_dir())
-            if len(candidates) == 1:
+            if revision == "main" and not (root / "refs").exists() and len(candidates) == 1:
                 return candidates[0]
     raise ModelNotFoundError(
         f"Could not find a checkpoint for {name!r} (pygen never downloads). Looked in:\n  "

@@ -284,6 +284,7 @@ class PreTrainedModel(nn.Module):
         """
         if args:
             raise TypeError(f"{cls.__name__}.from_pretrained takes one positional argument (the path)")
+        use_safetensors = overrides.get("use_safetensors")
         directory = resolve_pretrained(name_or_path, overrides)
         overrides.pop("attn_implementation", None)  # pygen always runs its own kernels
         # Arguments of the model's constructor (BertModel's add_pooling_layer) go to it, as in
@@ -309,7 +310,7 @@ class PreTrainedModel(nn.Module):
             # large to allocate...): report it as the config's fault, keeping the cause.
             raise ConfigError(f"cannot build {cls.__name__} from the config of {directory}: "
                               f"{type(exc).__name__}: {exc}") from exc
-        state = load_state_dict(directory)
+        state = load_state_dict(directory, use_safetensors)
         if isinstance(dtype, str) and dtype == "auto":
             target_dtype = parse_dtype(dtype, config, state)
         if seed is not None:

@@ -58,6 +58,57 @@ def test_resolve_hf_cache_layout(tmp_path, monkeypatch):
     assert resolve("acme/tiny-bart") == snap
 
 
+def test_missing_revision_is_not_replaced_by_another_snapshot(tmp_path, monkeypatch):
+    """A revision the cache lacks (an unknown ref, or a ref whose snapshot is gone) is a
+    ModelNotFoundError, as in transformers offline, never the one snapshot that is there."""
+    repo = tmp_path / "models--acme--tiny-bart"
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    assert resolve("acme/tiny-bart") == repo / "snapshots" / "abc123"  # copied without refs: the default
+    with pytest.raises(ModelNotFoundError):
+        resolve("acme/tiny-bart", revision="v9")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("gone999")
+    with pytest.raises(ModelNotFoundError, match="gone999"):
+        resolve("acme/tiny-bart")
+
+
+def test_subfolder_and_use_safetensors(tmp_path):
+    """from_pretrained(root, subfolder=...) for configs, models (also through the Auto classes) and
+    tokenizers; use_safetensors=False reads pytorch_model.bin even beside model.safetensors, True
+    refuses a checkpoint without safetensors."""
+    from transformers import BartConfig as HFBartConfig, BartForConditionalGeneration as HFBart
+
+    torch.manual_seed(0)
+    config = HFBartConfig(vocab_size=50, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                          decoder_attention_heads=2, encoder_ffn_dim=24, decoder_ffn_dim=24, max_position_embeddings=32)
+    reference = HFBart(config).eval()
+    reference.save_pretrained(tmp_path / "sub")
+    ids = torch.randint(4, 50, (2, 7))
+    with torch.no_grad():
+        want = reference(ids).logits
+    for model in (pygen.BartForConditionalGeneration.from_pretrained(tmp_path, subfolder="sub"),
+                  pygen.AutoModelForSeq2SeqLM.from_pretrained(tmp_path, subfolder="sub")):
+        with torch.no_grad():
+            torch.testing.assert_close(model.eval()(ids).logits, want)
+    assert isinstance(pygen.AutoConfig.from_pretrained(tmp_path, subfolder="sub"), pygen.BartConfig)
+    with pytest.raises(ModelNotFoundError, match="no subfolder"):
+        pygen.BartForConditionalGeneration.from_pretrained(tmp_path, subfolder="nope")
+    # a .bin beside the safetensors, holding other weights
+    other = HFBart(config).eval()
+    torch.save(other.state_dict(), tmp_path / "sub" / "pytorch_model.bin")
+    with torch.no_grad():
+        want_bin = other(ids).logits
+    for cls in (pygen.BartForConditionalGeneration, pygen.AutoModelForSeq2SeqLM):
+        with torch.no_grad():
+            torch.testing.assert_close(cls.from_pretrained(tmp_path / "sub", use_safetensors=False).eval()(ids).logits,
+                                       want_bin)
+            torch.testing.assert_close(cls.from_pretrained(tmp_path / "sub").eval()(ids).logits, want)
+    (tmp_path / "sub" / "model.safetensors").unlink()
+    with pytest.raises(pygen.errors.CheckpointError, match="use_safetensors=True"):
+        pygen.BartForConditionalGeneration.from_pretrained(tmp_path / "sub", use_safetensors=True)
+
+
 def test_from_pretrained_takes_transformers_loading_options(tmp_path, monkeypatch):
     """cache_dir / revision pick the snapshot; download-only options are accepted and ignored;
     device_map names one device or is refused with an InputError."""
