@@ -2,6 +2,7 @@
 import pytest
 import transformers
 
+from pygen.errors import InputError
 from pygen.tokenizers import BertTokenizer, BertTokenizerFast
 
 try:
@@ -41,6 +42,16 @@ def test_strings(minilm):
 
 def test_batches(minilm):
     assert_batch_parity(*minilm, corpus())
+
+
+def test_length_of_one_text_and_a_stride_the_backend_refuses(minilm):
+    """return_length on one text is a list, as in transformers; a stride the tokenizers library
+    panics on (not an Exception in Python) is an InputError."""
+    ours, ref = minilm
+    text = "a somewhat longer sentence here"
+    assert ours(text, return_length=True)["length"] == ref(text, return_length=True)["length"] == [7]
+    with pytest.raises(InputError, match="stride"):
+        ours(text, truncation=True, max_length=4, stride=2, return_overflowing_tokens=True)
 
 
 def test_config_and_special_tokens(minilm):

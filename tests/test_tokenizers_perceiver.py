@@ -70,14 +70,27 @@ def test_options_parity(perceiver):
         ("abc", None, {"return_length": True, "padding": "max_length", "max_length": 9}),
         (["a", "bcd"], None, {"return_length": True, "padding": True, "padding_side": "left"}),
     ]
+    # overflow windows (with stride) and offsets, which Python tokenizers do not return, as in transformers
+    cases += [
+        ("abcdefghij", None, {"truncation": True, "max_length": 5, "return_overflowing_tokens": True, "stride": 2}),
+        ("abcdef", "uvwxyz", {"truncation": "only_second", "max_length": 9, "return_overflowing_tokens": True}),
+        ("abcdef", "uvwxyz", {"truncation": "only_first", "max_length": 9, "return_overflowing_tokens": True,
+                              "stride": 1}),
+        ("abc", None, {"truncation": True, "max_length": 9, "return_overflowing_tokens": True}),  # none cut
+        ("abcdef", None, {"return_offsets_mapping": True}),
+    ]
     for text, pair, kwargs in cases:
         assert_same_encoding(ours(text, pair, **kwargs), ref(text, pair, **kwargs), (text, pair, kwargs))
     ours.truncation_side = ref.truncation_side = "left"
     try:
         kwargs = {"truncation": True, "max_length": 6}
         assert_same_encoding(ours("abcdefgh", "xy", **kwargs), ref("abcdefgh", "xy", **kwargs), "left truncation")
+        kwargs = {"truncation": True, "max_length": 5, "return_overflowing_tokens": True, "stride": 1}
+        assert_same_encoding(ours("abcdefgh", **kwargs), ref("abcdefgh", **kwargs), "left overflow")
     finally:
         ours.truncation_side = ref.truncation_side = "right"
+    with pytest.raises(InputError, match="longest_first"):
+        ours("abcdef", "uvwxyz", truncation="longest_first", max_length=9, return_overflowing_tokens=True)
 
 
 def test_decode_random_invalid_utf8(perceiver):

@@ -169,6 +169,12 @@ class TokenizersBackend(PreTrainedTokenizerBase):
             )
         except Exception as exc:  # the Rust side raises plain Exception/TypeError
             raise InputError(f"Could not tokenize the input: {exc}") from exc
+        except BaseException as exc:  # a Rust panic arrives as pyo3's PanicException, not an Exception
+            if type(exc).__name__ != "PanicException":
+                raise
+            raise InputError(f"Could not tokenize the input with these options (the tokenizers library panicked: "
+                             f"{exc}); with return_overflowing_tokens, `stride` must be smaller than `max_length` "
+                             "minus the special tokens") from None
 
         mapping = None
         if request.return_overflowing_tokens:  # each input's overflow windows become rows after it
@@ -191,7 +197,9 @@ class TokenizersBackend(PreTrainedTokenizerBase):
             self._warn_if_too_long(ids, request.max_length, verbose)
 
         if not is_batched and request.return_tensors is None and mapping is None:
-            return BatchEncoding({key: value[0] for key, value in data.items()}, encodings)
+            # transformers keeps `length` a list for a single text
+            return BatchEncoding({key: value if key == "length" else value[0] for key, value in data.items()},
+                                 encodings)
         return BatchEncoding(data, encodings, tensor_type=request.return_tensors)
 
     def _configure_backend(self, request: EncodeRequest) -> None:

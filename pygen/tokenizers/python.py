@@ -253,8 +253,14 @@ class PythonBackend(PreTrainedTokenizerBase):
         pair_ids = None if text_pair is None else self._input_ids(text_pair, request.is_split_into_words)
         special = self.num_special_tokens_to_add(pair=pair_ids is not None) if request.add_special_tokens else 0
         total = len(ids) + len(pair_ids or []) + special
+        if request.return_overflowing_tokens and request.truncation == "longest_first" and pair_ids is not None:
+            raise InputError("return_overflowing_tokens cannot return the overflow of a pair truncated with "
+                             "'longest_first': choose truncation='only_first' or 'only_second'")
+        overflowing: list[int] = []
         if request.truncation != "do_not_truncate" and request.max_length and total > request.max_length:
-            ids, pair_ids = self._truncate(ids, pair_ids, total - request.max_length, request.truncation)
+            excess = total - request.max_length
+            overflowing = self._overflow(ids, pair_ids, excess, request.truncation, request.stride)
+            ids, pair_ids = self._truncate(ids, pair_ids, excess, request.truncation)
 
         if request.add_special_tokens:
             sequence = self.build_inputs_with_special_tokens(ids, pair_ids)
@@ -269,10 +275,10 @@ class PythonBackend(PreTrainedTokenizerBase):
             encoded["special_tokens_mask"] = (
                 self.get_special_tokens_mask(ids, pair_ids) if request.add_special_tokens else [0] * len(sequence)
             )
-        if request.return_offsets_mapping:
-            raise InputError(f"return_offsets_mapping is not available for {type(self).__name__}")
-        if request.return_overflowing_tokens:
-            raise InputError(f"return_overflowing_tokens is not available for {type(self).__name__}")
+        # No offsets here: transformers' Python tokenizers ignore return_offsets_mapping too.
+        if request.return_overflowing_tokens and request.return_tensors is None and overflowing:
+            encoded["overflowing_tokens"] = overflowing
+            encoded["num_truncated_tokens"] = total - request.max_length
         self._warn_if_too_long(sequence, request.max_length, verbose)
         if request.padding != "do_not_pad" or request.return_attention_mask:
             encoded = self._pad_one(
@@ -286,6 +292,20 @@ class PythonBackend(PreTrainedTokenizerBase):
         if request.return_length:
             encoded["length"] = len(encoded["input_ids"])
         return encoded
+
+    def _overflow(self, ids: list[int], pair_ids: list[int] | None, excess: int, strategy: str,
+                  stride: int) -> list[int]:
+        """The tokens truncation removes plus ``stride`` of those kept next to them (transformers'
+        ``overflowing_tokens``); none for a pair cut with 'longest_first'."""
+        from_left = self.truncation_side == "left"
+        if strategy == "only_first" or (strategy == "longest_first" and pair_ids is None):
+            source = ids
+        elif strategy == "only_second" and pair_ids:
+            source = pair_ids
+        else:
+            return []
+        window = min(len(source), stride + excess)
+        return source[:window] if from_left else source[-window:]
 
     def _truncate(self, ids: list[int], pair_ids: list[int] | None, excess: int, strategy: str):
         """Drop ``excess`` tokens following ``strategy`` (transformers' Python algorithm)."""
