@@ -231,21 +231,22 @@ class PreTrainedModel(nn.Module):
         return state
 
     def load_checkpoint_state(self, state: dict[str, torch.Tensor], *, ignore_mismatched_sizes: bool = False,
-                              source: str = "the checkpoint") -> tuple[list[str], list[str]]:
-        """Copy ``state`` into this model; return (missing, unexpected) keys."""
+                              source: str = "the checkpoint") -> dict[str, Any]:
+        """Copy ``state`` into this model; return transformers' loading info: the missing and
+        unexpected keys it reports (the ``ignore_missing`` / ``ignore_unexpected`` ones left out),
+        the (key, checkpoint shape, model shape) of tensors skipped by ``ignore_mismatched_sizes``."""
         bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
         if bad:
             raise CheckpointError(f"{source} holds entries that are not named tensors: {bad[:5]!r}")
         state = self._match_prefix(self.remap_state_dict(dict(state), self.config))
         own = self.state_dict()
         tied = dict(self.tied_weights) if getattr(self.config, "tie_word_embeddings", True) else {}
-        mismatched = []
-        for key, value in state.items():
-            if key in own and own[key].shape != value.shape:
-                mismatched.append(f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(own[key].shape)}")
+        mismatched = [(key, value.shape, own[key].shape) for key, value in state.items()
+                      if key in own and own[key].shape != value.shape]
         if mismatched and not ignore_mismatched_sizes:
             raise CheckpointError(
-                f"size mismatch loading {source} into {type(self).__name__}:\n  " + "\n  ".join(mismatched)
+                f"size mismatch loading {source} into {type(self).__name__}:\n  "
+                + "\n  ".join(f"{key}: checkpoint {tuple(old)} vs model {tuple(new)}" for key, old, new in mismatched)
                 + "\n(pass ignore_mismatched_sizes=True to re-initialise these weights)"
             )
         usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
@@ -268,7 +269,8 @@ class PreTrainedModel(nn.Module):
         if report_missing:
             logger.warning("Some weights of %s were not initialized from %s and are newly initialized: %s",
                            type(self).__name__, source, report_missing)
-        return missing, unexpected
+        return {"missing_keys": set(report_missing), "unexpected_keys": set(report_unexpected),
+                "mismatched_keys": set(mismatched), "error_msgs": []}
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *args: Any, config: PretrainedConfig | None = None,
@@ -316,7 +318,7 @@ class PreTrainedModel(nn.Module):
         if seed is not None:
             torch.manual_seed(seed)
         model.init_weights()
-        missing, unexpected = model.load_checkpoint_state(
+        loading_info = model.load_checkpoint_state(
             state, ignore_mismatched_sizes=ignore_mismatched_sizes, source=str(directory))
         if (directory / GENERATION_CONFIG_NAME).is_file():
             try:
@@ -334,7 +336,7 @@ class PreTrainedModel(nn.Module):
                 raise InputError(f"cannot move the model to device={device!r}: {exc}") from exc
         model.eval()
         if output_loading_info:
-            return model, {"missing_keys": missing, "unexpected_keys": unexpected}
+            return model, loading_info
         return model
 
     @classmethod

@@ -617,7 +617,7 @@ def test_transformers_checkpoint_loads_in_pygen(tmp_path, name):
     hf, _ = make_pair("BartForConditionalGeneration", name, seed=23)
     hf.save_pretrained(tmp_path)
     ours, info = pb.BartForConditionalGeneration.from_pretrained(tmp_path, output_loading_info=True)
-    assert info == {"missing_keys": [], "unexpected_keys": []}
+    assert info == {"missing_keys": set(), "unexpected_keys": set(), "mismatched_keys": set(), "error_msgs": []}
     inputs = head_inputs("BartForConditionalGeneration", seed=23)
     with torch.no_grad():
         assert_same_outputs(ours(**inputs), hf(**inputs), ["logits"])
@@ -628,8 +628,14 @@ def test_base_model_checkpoint_loads_into_head_and_back(tmp_path):
     base, _ = make_pair("BartModel", "relu-scaled", seed=24)
     base.save_pretrained(tmp_path / "base")
     ours, info = pb.BartForConditionalGeneration.from_pretrained(tmp_path / "base", output_loading_info=True)
-    assert info["unexpected_keys"] == [] and set(info["missing_keys"]) == {"final_logits_bias"}
-    hf = transformers.BartForConditionalGeneration.from_pretrained(tmp_path / "base").eval()
+    hf, hf_info = transformers.BartForConditionalGeneration.from_pretrained(tmp_path / "base", output_loading_info=True)
+    assert info == hf_info  # final_logits_bias (zeros, absent from older checkpoints) is not reported
+    hf = hf.eval()
+    # a vocabulary of another size: mismatched_keys as transformers lists them
+    kwargs = dict(vocab_size=base.config.vocab_size + 3, ignore_mismatched_sizes=True, output_loading_info=True)
+    _, info = pb.BartForConditionalGeneration.from_pretrained(tmp_path / "base", **kwargs)
+    _, hf_info = transformers.BartForConditionalGeneration.from_pretrained(tmp_path / "base", **kwargs)
+    assert info["mismatched_keys"] == hf_info["mismatched_keys"] and info["mismatched_keys"]
     inputs = head_inputs("BartForConditionalGeneration", seed=24)
     with torch.no_grad():
         assert_same_outputs(ours(**inputs), hf(**inputs), ["logits", "encoder_last_hidden_state"])

@@ -209,7 +209,7 @@ class EncoderDecoderModel(GenerationMixin, PreTrainedModel):
     def remap_state_dict(cls, state: dict[str, Tensor], config: PretrainedConfig) -> dict[str, Tensor]:
         return remap_bert_keys(state)
 
-    def load_checkpoint_state(self, state: dict[str, Tensor], **kwargs: Any) -> tuple[list[str], list[str]]:
+    def load_checkpoint_state(self, state: dict[str, Tensor], **kwargs: Any) -> dict[str, Any]:
         if self.config.tie_encoder_decoder:
             state = self._fill_tied_decoder_weights(remap_bert_keys(state))
         return super().load_checkpoint_state(state, **kwargs)
