@@ -609,10 +609,11 @@ def one_line(message: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not logging.getLogger("pygen").handlers:
+    logger, handler = logging.getLogger("pygen"), None
+    if not logger.handlers:  # for this command only: a caller's stderr may not outlive it
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("pygen: %(levelname)s: %(message)s"))
-        logging.getLogger("pygen").addHandler(handler)
+        logger.addHandler(handler)
     try:
         if hasattr(args, "threads"):
             set_cpu_threads(args.threads)
@@ -623,6 +624,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pygen: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
 
 
 if __name__ == "__main__":

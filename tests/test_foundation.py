@@ -224,7 +224,7 @@ def test_prefix_missing_unexpected_and_mismatch(tmp_path, caplog):
     save_state_dict(body_only, tmp_path)
     with caplog.at_level(logging.WARNING, logger="pygen"):
         model, info = ToyModel.from_pretrained(tmp_path, output_loading_info=True)
-    assert info["missing_keys"] == ["head.weight"] and info["unexpected_keys"] == ["extra.weight"]
+    assert info["missing_keys"] == {"head.weight"} and info["unexpected_keys"] == {"extra.weight"}
     assert "newly initialized" in caplog.text and "not used" in caplog.text
     assert torch.equal(model.body["proj"].weight, state["body.proj.weight"])
     body_only["proj.weight"] = torch.randn(4, 8)
