@@ -21,7 +21,8 @@ DOWNLOAD_ONLY_KWARGS = ("local_files_only", "low_cpu_mem_usage", "use_safetensor
 def resolve_pretrained(name_or_path: str | os.PathLike, kwargs: dict) -> Path:
     """:func:`resolve` for a ``from_pretrained(name_or_path, **kwargs)`` call: takes ``revision``,
     ``cache_dir`` and ``subfolder`` (a folder inside the checkpoint holding its files) out of
-    ``kwargs`` and drops :data:`DOWNLOAD_ONLY_KWARGS` (a model's loader reads ``use_safetensors`` first)."""
+    ``kwargs`` and drops :data:`DOWNLOAD_ONLY_KWARGS` (``use_safetensors`` among them: only a model's
+    loader, where it is a parameter, reads it)."""
     revision = kwargs.pop("revision", None) or "main"
     cache_dir = kwargs.pop("cache_dir", None)
     subfolder = kwargs.pop("subfolder", None) or ""

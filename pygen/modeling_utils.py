@@ -276,7 +276,7 @@ class PreTrainedModel(nn.Module):
     def from_pretrained(cls, name_or_path: str | os.PathLike, *args: Any, config: PretrainedConfig | None = None,
                         dtype: Any = None, torch_dtype: Any = None, device: Any = None,
                         ignore_mismatched_sizes: bool = False, output_loading_info: bool = False,
-                        seed: int | None = None, **overrides: Any):
+                        seed: int | None = None, use_safetensors: bool | None = None, **overrides: Any):
         """Load a checkpoint directory, or a hub id found in the local HF cache (never downloads).
 
         ``overrides`` set config fields (``BertGenerationEncoder.from_pretrained(path, bos_token_id=101)``);
@@ -286,7 +286,6 @@ class PreTrainedModel(nn.Module):
         """
         if args:
             raise TypeError(f"{cls.__name__}.from_pretrained takes one positional argument (the path)")
-        use_safetensors = overrides.get("use_safetensors")
         directory = resolve_pretrained(name_or_path, overrides)
         overrides.pop("attn_implementation", None)  # pygen always runs its own kernels
         # Arguments of the model's constructor (BertModel's add_pooling_layer) go to it, as in

@@ -114,13 +114,9 @@ class _AutoModelBase:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
-        use_safetensors = kwargs.get("use_safetensors")  # for the model class's loader
-        directory = resolve_pretrained(name_or_path, kwargs)
+        directory = resolve_pretrained(name_or_path, dict(kwargs))  # the class's from_pretrained reads them too
         model_type, architectures = read_model_type(directory)
-        model = cls._class_for(model_type, architectures, name_or_path).from_pretrained(
-            directory, *args, use_safetensors=use_safetensors, **kwargs)
-        model.config.name_or_path = str(name_or_path)  # the id asked for, not the snapshot it resolved to
-        return model
+        return cls._class_for(model_type, architectures, name_or_path).from_pretrained(name_or_path, *args, **kwargs)
 
     @classmethod
     def from_config(cls, config: PretrainedConfig):
