@@ -131,11 +131,8 @@ class GenerationMixin:
             if input_ids is not None or encoder_hidden is not None:
                 raise GenerationError("pass the source as one of `input_ids`, `inputs_embeds` or `encoder_outputs`")
             # The encoder reads the embeddings (as in transformers); the rest is the encoder_outputs path.
-            encoder_out = self.get_encoder()(inputs_embeds=model_inputs["inputs_embeds"], attention_mask=attention_mask,
-                                             output_attentions=want_attentions, output_hidden_states=want_hidden,
-                                             return_dict=True)
-            encoder_hidden = encoder_out.last_hidden_state
-            encoder_extras = _encoder_extras(encoder_out, want_attentions, want_hidden)
+            encoder_hidden, encoder_extras = _run_encoder(self, want_attentions, want_hidden, attention_mask=attention_mask,
+                                                          inputs_embeds=model_inputs["inputs_embeds"])
         if not is_encoder_decoder and encoder_hidden is not None:
             raise GenerationError(f"{type(self).__name__} is decoder-only: it takes no `encoder_outputs`")
         if not is_encoder_decoder and model_inputs.get("decoder_input_ids") is not None:
@@ -264,11 +261,9 @@ class GenerationMixin:
                 types = model_inputs.get("token_type_ids")
                 types = {} if types is None else {"token_type_ids": types}
                 if want_attentions or want_hidden:  # the encoder's forward, which returns them
-                    encoder_out = self.get_encoder()(input_ids, attention_mask=attention_mask,
-                                                     output_attentions=want_attentions,
-                                                     output_hidden_states=want_hidden, return_dict=True, **types)
-                    encoder_hidden = encoder_out.last_hidden_state
-                    encoder_extras = _encoder_extras(encoder_out, want_attentions, want_hidden)
+                    encoder_hidden, encoder_extras = _run_encoder(self, want_attentions, want_hidden,
+                                                                  input_ids=input_ids, attention_mask=attention_mask,
+                                                                  **types)
                 else:
                     encoder_hidden = self.gen_encode(input_ids, attention_mask, **types)
             cross_mask = attention_mask
@@ -357,6 +352,14 @@ class GenerationMixin:
                 raise GenerationError(f"pygen does not implement `{name}` (got {getattr(config, name)!r})")
         config.validate()  # value ranges too: the values this call will run with
         return config, max_length_is_default
+
+
+def _run_encoder(model: Any, attentions: bool, hidden_states: bool, **inputs: Any) -> tuple[Tensor, dict[str, Any]]:
+    """The encoder's forward on ``inputs``: its last hidden state and, as asked, its attentions /
+    hidden states for the returned dict."""
+    out = model.get_encoder()(**inputs, output_attentions=attentions, output_hidden_states=hidden_states,
+                              return_dict=True)
+    return out.last_hidden_state, _encoder_extras(out, attentions, hidden_states)
 
 
 def _encoder_extras(encoder_outputs: Any, attentions: bool, hidden_states: bool) -> dict[str, Any]:
