@@ -171,7 +171,7 @@ at::Tensor draw(const std::function<at::Tensor()>& multinomial) {
 namespace {
 
 // Columns for the loops' per-position buffers: max_length, or past the position table only as
-// far as a loop gets before running_past_positions() stops it (extra: 1 for greedy decoding, 2
+// far as a loop gets before check_position() stops it (extra: 1 for greedy decoding, 2
 // for beam search, which finishes every beam at its buffer's last column).
 int64_t buffer_length(const Settings& s, int64_t extra) {
   return s.positions >= s.max_length - 1 ? s.max_length : std::min(s.max_length, s.positions + extra);

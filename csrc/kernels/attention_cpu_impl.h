@@ -132,10 +132,15 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // the products, which re-read the tile's rows, miss L1 on nearly every load (B=1 H=16 L=1024
 // D=64 prefill: 30 % faster packed).
 template <typename scalar_t, typename acc_t>
+bool rows_usable_in_place(int64_t src_ld, int64_t n, int64_t d) {
+  return std::is_same_v<scalar_t, acc_t> && (src_ld == d || n <= 1);
+}
+
+template <typename scalar_t, typename acc_t>
 const acc_t* rows_as_acc(const scalar_t* src, int64_t src_ld, int64_t n, int64_t d, std::vector<acc_t>& buf,
                          int64_t& ld) {
   if constexpr (std::is_same_v<scalar_t, acc_t>) {
-    if (src_ld == d || n <= 1) {
+    if (rows_usable_in_place<scalar_t, acc_t>(src_ld, n, d)) {
       ld = src_ld;
       return src;
     }
@@ -238,9 +243,8 @@ const acc_t* prefill_tile(const Problem<scalar_t, acc_t>& P, int64_t kb, int64_t
   const AttentionParams& p = P.p;
   const int64_t d = values ? p.v_dim : p.qk_dim, src_ld = values ? p.v_stride[1] : p.k_stride[1];
   const scalar_t* src = values ? P.v_row(kb, h, j0) : P.k_row(kb, h, j0);
-  const bool in_place = std::is_same_v<scalar_t, acc_t> && (src_ld == d || n <= 1);
   const int64_t pair_bytes = p.kv_len * (p.qk_dim + p.v_dim) * int64_t(sizeof(acc_t));
-  if (in_place || pair_bytes > kPairPackBytes)
+  if (rows_usable_in_place<scalar_t, acc_t>(src_ld, n, d) || pair_bytes > kPairPackBytes)
     return rows_as_acc<scalar_t, acc_t>(src, src_ld, n, d, values ? w.vbuf : w.kbuf, ld);
   const int64_t pair = kb * p.heads + h, tiles = ceil_div(p.kv_len, kBK);
   if (w.packed_pair != pair) {
@@ -511,7 +515,6 @@ void decode_heads(const Problem<scalar_t, acc_t>& P, int64_t kb, int64_t h0, int
   }
 }
 
-
 // Decoding's work items are (kv batch, group of heads, KV split): head groups as large as keeps
 // two items per thread, then KV splits (merged afterwards) if batch x heads is still too few.
 template <typename scalar_t, typename acc_t>
@@ -654,8 +657,9 @@ void backward_pair(const AttentionBwdParams& bp, const Problem<scalar_t, acc_t>&
   // log(l) to rounding; for such rows an extra pass recomputes the row max m and sum l exactly,
   // and P = exp(S - m) / l.
   std::vector<acc_t> inv_l(nq, acc_t(1));
+  const auto lost = [&](int64_t r) { return P.bias && lse[r] != kInf && std::abs(lse[r]) > kExactLse<acc_t>; };
   bool redo = false;
-  for (int64_t r = 0; r < R && P.bias; ++r) redo |= lse[r] != kInf && std::abs(lse[r]) > kExactLse<acc_t>;
+  for (int64_t r = 0; r < R; ++r) redo |= lost(r);
   if (redo) {
     std::vector<acc_t> m(nq, -kInf), l(nq, acc_t(0));
     for (int64_t j0 = 0; j0 <= max_last; j0 += kBK) {
@@ -679,7 +683,7 @@ void backward_pair(const AttentionBwdParams& bp, const Problem<scalar_t, acc_t>&
       }
     }
     for (int64_t r = 0; r < R; ++r)
-      if (lse[r] != kInf && std::abs(lse[r]) > kExactLse<acc_t> && l[r] > 0) {
+      if (lost(r) && l[r] > 0) {
         lse[r] = m[r];
         inv_l[r] = acc_t(1) / l[r];
       }
